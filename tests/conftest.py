@@ -1,0 +1,188 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared pytest fixtures: a real throwaway PostgreSQL cluster and a way to run modules.
+
+Modules run the way Ansible runs them: a separate Python process reading
+``{"ANSIBLE_MODULE_ARGS": {...}}`` from a file, with the collection importable from
+``build/collections`` (``make collections-link`` creates it; the fixture creates it too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COLLECTIONS = REPO / "build" / "collections"
+
+
+def ensure_collection_link() -> Path:
+    """Make build/collections/ansible_collections/sre/runbooks point at the repository."""
+    target = COLLECTIONS / "ansible_collections" / "sre" / "runbooks"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.symlink_to(REPO, target_is_directory=True)
+        except FileExistsError:
+            pass
+    return COLLECTIONS
+
+
+def _pg_bindir() -> Path:
+    env = os.environ.get("PG_BINDIR")
+    if env:
+        return Path(env)
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    if not candidates:
+        pytest.fail("PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install postgresql)")
+    return candidates[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PgCluster:
+    """A throwaway cluster: initdb + pg_ctl on a temp dir, run as the 'postgres' OS user when root."""
+
+    password = "triage-secret-9f2c"  # test-only password, used to check it never leaks
+
+    def __init__(self, base: Path, port: int, extra_conf: dict | None = None):
+        self.bindir = _pg_bindir()
+        self.base = base
+        self.datadir = base / "data"
+        self.sockdir = base / "sock"
+        self.port = port
+        self.host = "127.0.0.1"
+        self.user = "postgres"
+        self.extra_conf = extra_conf or {}
+        self.version = int(self.bindir.parent.name)
+
+    def _as_owner(self, argv):
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--"] + argv
+        return argv
+
+    def run(self, argv, **kwargs):
+        return subprocess.run(self._as_owner(argv), check=True, capture_output=True, text=True, **kwargs)
+
+    def start(self):
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.sockdir.mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "postgres", "postgres")
+            shutil.chown(self.sockdir, "postgres", "postgres")
+        pwfile = self.base / "pw"
+        pwfile.write_text(self.password + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres", "postgres")
+        self.run([str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres", "--auth-local=trust",
+                  "--auth-host=scram-sha-256", "--pwfile", str(pwfile), "-E", "UTF8", "--no-sync"])
+        conf = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": "'%s'" % self.sockdir,
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_prepared_transactions": "10",
+            "shared_preload_libraries": "'pg_stat_statements'",
+        }
+        conf.update(self.extra_conf)
+        with open(self.datadir / "postgresql.conf", "a") as handle:
+            for key, value in conf.items():
+                handle.write("%s = %s\n" % (key, value))
+        self.run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.base / "log"), "-w", "start"])
+        return self
+
+    def stop(self):
+        try:
+            self.run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"])
+        except subprocess.CalledProcessError:
+            pass
+
+    def restart(self):
+        self.run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.base / "log"), "-m", "fast", "-w", "restart"])
+
+    def dsn(self, dbname="postgres", **extra):
+        params = {"host": self.host, "port": self.port, "user": self.user, "password": self.password, "dbname": dbname}
+        params.update(extra)
+        return " ".join("%s=%s" % (k, v) for k, v in params.items())
+
+    def connect(self, dbname="postgres", **extra):
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn(dbname, **extra))
+        return conn
+
+    def psql(self, sql, dbname="postgres"):
+        return self.run([str(self.bindir.parent / "bin" / "psql") if (self.bindir / "psql").exists() else "psql",
+                         "-h", str(self.sockdir), "-p", str(self.port), "-U", "postgres", "-d", dbname,
+                         "-v", "ON_ERROR_STOP=1", "-Atc", sql]).stdout
+
+    def login_args(self, dbname="postgres"):
+        return {"login_host": self.host, "login_port": self.port, "login_user": self.user,
+                "login_password": self.password, "login_db": dbname}
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory):
+    """A running throwaway PostgreSQL cluster for the whole test session."""
+    base = tmp_path_factory.mktemp("pg")
+    cluster = PgCluster(base, free_port(), {"max_connections": "120"}).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def collections_path():
+    return ensure_collection_link()
+
+
+def run_module(name, args, check_mode=False, diff=False, timeout=600, env=None):
+    """Run sre.runbooks.<name> as Ansible would and return its parsed JSON result.
+
+    The result dict always has 'rc' (the module process exit code) and, on a crash, 'raw'
+    with what the module printed, so tests can assert that there was no traceback.
+    """
+    ensure_collection_link()
+    payload = dict(args)
+    payload["_ansible_check_mode"] = check_mode
+    payload["_ansible_diff"] = diff
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
+        argfile = handle.name
+    run_env = dict(os.environ)
+    run_env["PYTHONPATH"] = str(COLLECTIONS) + os.pathsep + run_env.get("PYTHONPATH", "")
+    if env:
+        run_env.update(env)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ansible_collections.sre.runbooks.plugins.modules.%s" % name, argfile],
+            capture_output=True, text=True, timeout=timeout, env=run_env, cwd="/",
+        )
+    finally:
+        os.unlink(argfile)
+    out = proc.stdout.strip()
+    try:
+        result = json.loads(out[out.index("{"):]) if "{" in out else {}
+    except ValueError:
+        result = {}
+    result["rc"] = proc.returncode
+    result["raw"] = proc.stdout + proc.stderr
+    return result
+
+
+@pytest.fixture(scope="session")
+def module_runner(collections_path):
+    return run_module
