@@ -1,0 +1,62 @@
+# sre.runbooks: two commands on a fresh Debian 12 machine, as root.
+#   make demo   build and start the lab, break it, diagnose, remediate, print the incident
+#   make test   the whole suite (unit, integration, sanity, lint, build, molecule) with timings
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help demo test bootstrap venv collections-link unit integration sanity lint build \
+        lab lab-up lab-down lab-status molecule bench clean
+
+help:
+	@echo "make demo   - build and start the lab, break it, run diagnose then remediate, print findings"
+	@echo "make test   - the whole test suite with a per-stage timing summary"
+	@echo "other: bootstrap unit integration sanity lint build lab-up lab-down lab-status molecule bench clean"
+
+demo:
+	@scripts/demo.sh
+
+test:
+	@scripts/test.sh
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+venv:
+	@scripts/venv.sh
+
+collections-link:
+	@mkdir -p build/collections/ansible_collections/sre
+	@ln -sfn "$(CURDIR)" build/collections/ansible_collections/sre/runbooks
+
+unit:
+	@STAGES=unit scripts/test.sh
+
+integration:
+	@STAGES=integration scripts/test.sh
+
+sanity:
+	@STAGES=sanity scripts/test.sh
+
+lint:
+	@STAGES=lint scripts/test.sh
+
+build:
+	@STAGES=build scripts/test.sh
+
+molecule:
+	@STAGES="lab molecule" scripts/test.sh
+
+lab lab-up:
+	@scripts/bootstrap.sh && lab/up.sh
+
+lab-down:
+	@lab/down.sh
+
+lab-status:
+	@lab/status.sh
+
+bench:
+	@scripts/bench.sh
+
+clean:
+	rm -rf build tests/output .pytest_cache

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The whole test suite behind `make test`: every stage runs (a failure does not hide the next
+# stage's result), then a per-stage timing summary. Exit status is non-zero if any stage failed.
+# STAGES="unit integration" limits the run to those stages; MOLECULE_SCENARIOS limits molecule.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+ALL_STAGES="bootstrap unit integration sanity lint changelog build lab molecule"
+STAGES=${STAGES:-$ALL_STAGES}
+declare -a names=() results=() times=()
+failed=0 passed=0
+
+run_stage() {
+  local name=$1; shift
+  case " $STAGES " in *" $name "*) ;; *) return 0 ;; esac
+  echo
+  echo "======== stage: $name ========"
+  local start end rc
+  start=$(date +%s)
+  "$@"
+  rc=$?
+  end=$(date +%s)
+  names+=("$name"); times+=("$((end - start))")
+  if [ "$rc" -eq 0 ]; then results+=("ok"); passed=$((passed + 1))
+  else results+=("FAILED (rc=$rc)"); failed=$((failed + 1)); fi
+  echo "======== stage $name: ${results[-1]} in $((end - start))s ========"
+}
+
+venv() { "$here/scripts/venv.sh"; }
+
+stage_bootstrap() { "$here/scripts/bootstrap.sh"; }
+
+stage_unit() {
+  "$(venv)/bin/python" -m pytest -q -p no:cacheprovider tests/unit
+}
+
+stage_integration() {
+  "$(venv)/bin/python" -m pytest -q -p no:cacheprovider tests/integration
+}
+
+stage_sanity() { "$here/scripts/sanity.sh"; }
+
+stage_lint() {
+  (export PATH="$(venv)/bin:$PATH"; ansible-lint --profile production --offline)
+}
+
+stage_changelog() {
+  (export PATH="$(venv)/bin:$PATH"; antsibull-changelog lint)
+}
+
+# Build the tarball, install it into a fresh collections path and run playbooks by FQCN.
+stage_build() {
+  local out="$here/build/dist" col="$here/build/installed"
+  rm -rf "$out" "$col" && mkdir -p "$out" "$col"
+  (
+    set -e
+    export PATH="$(venv)/bin:$PATH"
+    ansible-galaxy collection build "$here" --output-path "$out" --force
+    ansible-galaxy collection install "$out"/sre-runbooks-*.tar.gz -p "$col" --no-deps --force
+    cd "$out"
+    for pb in "$here"/playbooks/*.yml; do
+      name=$(basename "$pb" .yml)
+      ANSIBLE_CONFIG=/dev/null ANSIBLE_COLLECTIONS_PATH="$col" \
+        ansible-playbook -i localhost, "sre.runbooks.$name" --syntax-check >/dev/null
+      echo "ok: sre.runbooks.$name (syntax, from the installed tarball)"
+    done
+  )
+}
+
+stage_lab() { "$here/lab/build.sh"; }
+
+stage_molecule() {
+  (
+    set -e
+    export PATH="$(venv)/bin:$PATH"
+    eval "$("$here/lab/build.sh" --print-env)"
+    export ANSIBLE_COLLECTIONS_PATH="$here/build/collections"
+    scenarios=${MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)}
+    [ -n "$scenarios" ] || { echo "no molecule scenarios found"; exit 1; }
+    fails=0
+    for s in $scenarios; do
+      t0=$(date +%s)
+      if molecule test -s "$s"; then r=ok; else r=FAILED; fails=$((fails + 1)); fi
+      echo "molecule scenario $s: $r in $(( $(date +%s) - t0 ))s"
+    done
+    [ "$fails" -eq 0 ]
+  )
+}
+
+total_start=$(date +%s)
+run_stage bootstrap stage_bootstrap
+run_stage unit stage_unit
+run_stage integration stage_integration
+run_stage sanity stage_sanity
+run_stage lint stage_lint
+run_stage changelog stage_changelog
+run_stage build stage_build
+run_stage lab stage_lab
+run_stage molecule stage_molecule
+
+echo
+echo "================ timing summary ================"
+for i in "${!names[@]}"; do
+  printf '%-12s %-16s %5ss\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
+done
+printf '%-12s %-16s %5ss\n' total "" "$(( $(date +%s) - total_start ))"
+echo "stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
