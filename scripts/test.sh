@@ -59,6 +59,7 @@ stage_build() {
     ansible-galaxy collection build "$here" --output-path "$out" --force
     ansible-galaxy collection install "$out"/sre-runbooks-*.tar.gz -p "$col" --no-deps --force
     cd "$out"
+    shopt -s nullglob
     for pb in "$here"/playbooks/*.yml; do
       name=$(basename "$pb" .yml)
       ANSIBLE_CONFIG=/dev/null ANSIBLE_COLLECTIONS_PATH="$col" \
