@@ -1,0 +1,361 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to the sre.runbooks collection: the incident record, without Ansible.
+
+Pure helpers used by the ``sre.runbooks.incident`` callback: secret scrubbing, severity,
+identifiers, file names, the Markdown rendering (communication templates of the source runbooks
+and a post-mortem skeleton) and the short chat notification. Not a public API.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import secrets
+
+# Names of variables (and result keys) whose values are treated as secret.
+SECRET_NAME_RE = re.compile(
+    r"(passw|pwd|token|secret|hash|(?:^|_)keys?(?:_|$)|apikey|private|credential|dsn|cookie)",
+    re.IGNORECASE,
+)
+# Shorter values are censored where they appear under a secret name, but not searched for in
+# free text: replacing every "yes" or "1234" in a record would make it unreadable.
+MIN_SCRUB_LENGTH = 6
+CENSORED = "[censored]"
+
+SEVERITY_LEVELS = ("P1", "P2", "P3", "P4")
+FINDING_RANK = {"info": 0, "ok": 0, "warning": 1, "critical": 2}
+KNOWN_PHASES = ("diagnose", "remediate", "rollback", "verify")
+
+STATUS_TEXT = {
+    "diagnose": ("Investigating", "Identified"),
+    "verify": ("Monitoring", "Monitoring"),
+}
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(moment):
+    """2024-05-01T12:00:03Z for a timezone-aware datetime."""
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stamp(moment):
+    """20240501T120003Z: sortable and safe in file names."""
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_iso(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+def is_secret_name(name):
+    return isinstance(name, str) and bool(SECRET_NAME_RE.search(name))
+
+
+def safe_name(text, fallback="unknown"):
+    """Restrict a value to characters safe in a file name ([A-Za-z0-9._-])."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text or "")).strip("-.")
+    return cleaned[:80] or fallback
+
+
+def new_incident_id(moment):
+    """INC-20240501-1a2b3c: unique enough for a team's incident log, stable once chosen."""
+    return "INC-%s-%s" % (moment.strftime("%Y%m%d"), secrets.token_hex(3))
+
+
+def runbook_phase_from_playbook(path):
+    """(runbook, phase) from a playbook file name when the play does not say.
+
+    db_connections_diagnose.yml -> (db_connections, diagnose); db_restore.yml -> (db_restore, restore);
+    db_restore_swap_back.yml -> (db_restore, swap_back); anything else -> (<stem>, run).
+    """
+    stem = os.path.splitext(os.path.basename(str(path or "")))[0] or "unknown"
+    if stem == "db_restore":
+        return "db_restore", "restore"
+    if stem.startswith("db_restore_"):
+        return "db_restore", stem[len("db_restore_"):]
+    head, sep, tail = stem.rpartition("_")
+    if sep and head and tail in KNOWN_PHASES:
+        return head, tail
+    return stem, "run"
+
+
+def parse_severity(value):
+    """Normalise a severity override: P1-P4 (also 1-4, 'p2'); P0 of runbook 001 reads as P1.
+
+    Raises ValueError for anything else.
+    """
+    text = str(value).strip().upper()
+    if text.startswith("P"):
+        text = text[1:]
+    if text in ("0", "1", "2", "3", "4"):
+        return "P%d" % max(1, int(text))
+    raise ValueError("invalid severity %r: expected P1, P2, P3 or P4" % (value,))
+
+
+def worse_severity(first, second):
+    """The more severe of two P levels (P1 is worst); None counts as least severe."""
+    levels = [s for s in (first, second) if s in SEVERITY_LEVELS]
+    return min(levels, key=SEVERITY_LEVELS.index) if levels else None
+
+
+def severity_from(findings, hosts, down_hosts=()):
+    """P level from findings and scope.
+
+    critical (or an unreachable host) on every host of the run -> P1, on some -> P2;
+    worst finding a warning -> P3; nothing worse than info -> P4.
+    """
+    critical_hosts = set(down_hosts)
+    worst = 0
+    for finding in findings:
+        rank = FINDING_RANK.get(str(finding.get("severity", "info")).lower(), 0)
+        worst = max(worst, rank)
+        if rank == 2:
+            critical_hosts.add(finding.get("host"))
+    if critical_hosts:
+        all_hosts = set(hosts)
+        return "P1" if all_hosts and all_hosts <= critical_hosts else "P2"
+    if worst == 1:
+        return "P3"
+    return "P4"
+
+
+class Scrubber:
+    """Removes known secret values from text and censors secret-named keys in data."""
+
+    def __init__(self):
+        self._values = set()
+        self._pattern = None
+
+    def add(self, value):
+        """Remember a secret value (strings, or every string inside a list/dict)."""
+        if isinstance(value, dict):
+            for item in value.values():
+                self.add(item)
+        elif isinstance(value, (list, tuple, set)):
+            for item in value:
+                self.add(item)
+        elif isinstance(value, str) and len(value) >= MIN_SCRUB_LENGTH and "{{" not in value:
+            if value not in self._values:
+                self._values.add(value)
+                self._pattern = None
+
+    def __len__(self):
+        return len(self._values)
+
+    def text(self, value):
+        if not self._values:
+            return value
+        if self._pattern is None:
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(item) for item in ordered))
+        return self._pattern.sub(CENSORED, value)
+
+    def data(self, value, key=None):
+        """A copy of value with secret-named keys censored and secret values replaced everywhere."""
+        if key is not None and is_secret_name(key) and value not in (None, "", [], {}):
+            if not isinstance(value, bool):
+                return CENSORED
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.data(v, key=str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(item) for item in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
+
+
+def _fill(text, width=None):
+    text = " ".join(str(text).split())
+    if width and len(text) > width:
+        return text[: width - 3] + "..."
+    return text
+
+
+def _duration_minutes(record):
+    try:
+        start = parse_iso(record["started"])
+        end = parse_iso(record["ended"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max(0, int(round((end - start).total_seconds() / 60.0)))
+
+
+def incident_status(record):
+    """Status word of the communication templates of runbook 003."""
+    phase = record.get("phase")
+    run_failed = record.get("outcome") != "ok"
+    open_findings = [f for f in record.get("findings", []) if f.get("run") == record.get("run_index")
+                     and FINDING_RANK.get(f.get("severity"), 0) >= 1]
+    if phase == "diagnose":
+        return "Identified" if open_findings else "Investigating"
+    if run_failed:
+        return "Fixing"
+    if open_findings:
+        return "Fixing"
+    return "Monitoring"
+
+
+def is_resolved(record):
+    return record.get("phase") not in ("diagnose",) and incident_status(record) == "Monitoring"
+
+
+def communication(record):
+    """The three notices of runbook 003 (initial, update, resolved), filled in from the record."""
+    sev = record.get("severity", "P4")
+    hosts = record.get("hosts", [])
+    worst = [f for f in record.get("findings", []) if f.get("severity") == "critical"] or \
+        [f for f in record.get("findings", []) if f.get("severity") == "warning"]
+    impact = "; ".join("%s on %s" % (_fill(f.get("message"), 120), f.get("host")) for f in worst[:3]) or \
+        "No impact found by %s/%s" % (record.get("runbook"), record.get("phase"))
+    affected = ", ".join(hosts) if hosts else "[none]"
+    actions = [e for e in record.get("timeline", []) if e.get("kind") == "action"]
+    action_text = "; ".join("%s (%s)" % (_fill(e.get("task"), 80), e.get("host")) for e in actions[-5:]) or "None yet"
+    minutes = _duration_minutes(record)
+    duration = "%s minutes" % minutes if minutes is not None else "[X minutes]"
+    status = incident_status(record)
+    initial = "\n".join([
+        "INCIDENT ALERT - %s" % sev,
+        "",
+        "Status: Investigating",
+        "Incident: %s" % record.get("id"),
+        "Started: %s" % record.get("started"),
+        "Impact: %s" % impact,
+        "Affected: %s" % affected,
+        "",
+        "We are investigating and will provide updates every 15 minutes.",
+    ])
+    update = "\n".join([
+        "INCIDENT UPDATE - %s" % sev,
+        "",
+        "Status: %s" % status,
+        "Incident: %s" % record.get("id"),
+        "Duration: %s" % duration,
+        "Actions Taken: %s" % action_text,
+        "ETA Resolution: %s" % ("now" if status == "Monitoring" else "TBD"),
+        "",
+        "Next update in 15 minutes.",
+    ])
+    root = worst[0] if worst else None
+    resolved = "\n".join([
+        "INCIDENT RESOLVED - %s" % sev,
+        "",
+        "Resolved At: %s" % (record.get("ended") if is_resolved(record) else "[not resolved yet]"),
+        "Incident: %s" % record.get("id"),
+        "Total Duration: %s" % duration,
+        "Root Cause: %s" % ("[to confirm] %s: %s" % (root.get("code"), _fill(root.get("message"), 160))
+                            if root else "[Brief description]"),
+        "Impact: %s" % impact,
+        "",
+        "Post-mortem will be shared within 24 hours.",
+        "Thank you for your patience.",
+    ])
+    return {"initial": initial, "update": update, "resolved": resolved}
+
+
+def _md_cell(value):
+    return _fill(value).replace("|", "\\|") if value not in (None, "") else "-"
+
+
+def render_markdown(record):
+    """The Markdown twin of the JSON record: summary, notices, timeline, state, post-mortem."""
+    who = record.get("operator", {})
+    lines = [
+        "# Incident %s: %s / %s" % (record.get("id"), record.get("runbook"), record.get("phase")),
+        "",
+        "| field | value |",
+        "|---|---|",
+        "| severity | %s (%s) |" % (record.get("severity"), record.get("severity_source")),
+        "| outcome of this run | %s |" % record.get("outcome"),
+        "| mode | %s |" % ("check (nothing changed)" if record.get("check_mode") else "run"),
+        "| started (UTC) | %s |" % record.get("started"),
+        "| this run (UTC) | %s to %s |" % (record.get("run_started"), record.get("ended")),
+        "| hosts | %s |" % _md_cell(", ".join(record.get("hosts", []))),
+        "| run by | %s |" % _md_cell(who.get("user")),
+    ]
+    if who.get("awx_job_id") not in (None, ""):
+        lines.append("| AWX job | %s (%s) |" % (who.get("awx_job_id"), _md_cell(who.get("awx_job_template_name"))))
+    if who.get("awx_workflow_job_id") not in (None, ""):
+        lines.append("| AWX workflow job | %s |" % who.get("awx_workflow_job_id"))
+    lines.append("| playbook | %s |" % _md_cell(record.get("playbook")))
+    counts = record.get("counts", {})
+    lines += [
+        "| findings | %s critical, %s warning, %s info |" % (
+            counts.get("critical", 0), counts.get("warning", 0), counts.get("info", 0)),
+        "| actions (changed tasks) | %s |" % counts.get("actions", 0),
+        "| failed tasks | %s |" % counts.get("failures", 0),
+        "",
+        "## Communication",
+        "",
+    ]
+    notices = record.get("communication", {})
+    for key, title in (("initial", "Initial notification"), ("update", "Update"), ("resolved", "Resolution")):
+        lines += ["### %s" % title, "", "```", notices.get(key, ""), "```", ""]
+    lines += ["## Timeline (UTC)", "", "| time | run | host | kind | what |", "|---|---|---|---|---|"]
+    for event in record.get("timeline", []):
+        what = event.get("message") or ""
+        if event.get("task"):
+            what = "%s: %s" % (event.get("task"), what) if what else event.get("task")
+        if event.get("code"):
+            what = "[%s %s] %s" % (event.get("severity"), event.get("code"), what)
+        lines.append("| %s | %s | %s | %s | %s |" % (
+            event.get("time"), event.get("run"), _md_cell(event.get("host")), event.get("kind"), _md_cell(what)))
+    lines += ["", "## State before and after", ""]
+    states = record.get("state", {})
+    if not states:
+        lines.append("No state was recorded (tasks publish it as the `target_status` or `sre_state` fact).")
+    for host in sorted(states):
+        lines += ["### %s" % host, "", "| | state |", "|---|---|",
+                  "| before | `%s` |" % _md_cell(states[host].get("before")),
+                  "| after | `%s` |" % _md_cell(states[host].get("after")), ""]
+    lines += ["", "## Runs", "", "| # | runbook | phase | started | ended | outcome | by |", "|---|---|---|---|---|---|---|"]
+    for index, run in enumerate(record.get("runs", []), 1):
+        lines.append("| %d | %s | %s | %s | %s | %s | %s |" % (
+            index, run.get("runbook"), run.get("phase"), run.get("started"), run.get("ended"),
+            run.get("outcome"), _md_cell(run.get("user"))))
+    lines += [
+        "",
+        "## Post-mortem (within 48 hours)",
+        "",
+        "1. **Timeline of events**: start from the timeline above; add detection time and who was paged.",
+        "2. **Root cause analysis**: ",
+        "3. **Impact assessment** (users, revenue, downtime): ",
+        "4. **What went well**: ",
+        "5. **What went poorly**: ",
+        "6. **Action items** (with owners and deadlines):",
+        "   - [ ] ",
+        "",
+        "### Post-incident checklist",
+        "",
+        "- [ ] Incident documented in `incidents/` folder",
+        "- [ ] Root cause analysis completed",
+        "- [ ] Post-mortem meeting scheduled",
+        "- [ ] Preventive measures identified",
+        "- [ ] Tickets created for preventive measures",
+        "- [ ] Communication sent to affected users",
+        "- [ ] Runbook updated if needed",
+        "- [ ] Monitoring/alerts improved",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def chat_text(record):
+    """One short Slack-compatible line for the webhook."""
+    counts = record.get("counts", {})
+    who = record.get("operator", {})
+    by = who.get("user") or "unknown"
+    if who.get("awx_job_id") not in (None, ""):
+        by = "%s (AWX job %s)" % (by, who.get("awx_job_id"))
+    return "[%s] %s %s/%s%s on %s: %s, %d critical / %d warning findings, %d actions, status %s, by %s" % (
+        record.get("severity"), record.get("id"), record.get("runbook"), record.get("phase"),
+        " (check mode)" if record.get("check_mode") else "",
+        ", ".join(record.get("hosts", [])) or "no hosts", record.get("outcome"),
+        counts.get("critical", 0), counts.get("warning", 0), counts.get("actions", 0),
+        incident_status(record), by)

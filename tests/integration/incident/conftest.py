@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Helpers for the incident-record tests: a vaulted inventory with a canary, a local webhook."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BIN = Path(sys.executable).parent
+CANARY = "canary-Zq7pW3xK9vLm2026"
+VAULT_PASSWORD = "vault-pass-for-tests-4711"
+
+
+def make_inventory(base: Path) -> Path:
+    """hosts + group_vars/all/{vars.yml, vault.yml (ansible-vault encrypted, holds the canary)}."""
+    inv = base / "inventory"
+    (inv / "group_vars" / "all").mkdir(parents=True)
+    (inv / "hosts.ini").write_text(
+        "[local]\nlocalhost ansible_connection=local ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n")
+    (inv / "group_vars" / "all" / "vars.yml").write_text(
+        "---\nsre_db_name: appdb\nsre_db_password: \"{{ vault_sre_db_password }}\"\n")
+    vault = inv / "group_vars" / "all" / "vault.yml"
+    vault.write_text("---\nvault_sre_db_password: %s\nvault_api_token: token-%s\n" % (CANARY, CANARY[::-1]))
+    pwfile = base / "vault-pass"
+    pwfile.write_text(VAULT_PASSWORD + "\n")
+    subprocess.run([str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(pwfile), str(vault)],
+                   check=True, capture_output=True, cwd=str(REPO))
+    assert CANARY not in vault.read_text()
+    return inv
+
+
+class Run:
+    def __init__(self, proc, incident_dir: Path, log: Path):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.incident_dir = incident_dir
+        self.log = log
+
+    def records(self, suffix=".json"):
+        return sorted(self.incident_dir.glob("*" + suffix)) if self.incident_dir.is_dir() else []
+
+    def last_record(self):
+        paths = self.records()
+        assert paths, "no incident record written; stdout:\n%s\nstderr:\n%s" % (self.stdout, self.stderr)
+        return json.loads(paths[-1].read_text())
+
+
+@pytest.fixture
+def playbook_env(tmp_path, collections_path):
+    """Run fixture playbooks from the repository root (so its ansible.cfg enables the callback)."""
+    inv = make_inventory(tmp_path)
+    incident_dir = tmp_path / "incidents"
+    log = tmp_path / "ansible.log"
+
+    def run(playbook, *args, env=None):
+        run_env = dict(os.environ)
+        run_env.update({"SRE_INCIDENT_DIR": str(incident_dir), "ANSIBLE_LOG_PATH": str(log),
+                        "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+        run_env.pop("SRE_INCIDENT_WEBHOOK", None)
+        if env:
+            run_env.update(env)
+        argv = [str(BIN / "ansible-playbook"), "-i", str(inv), "--vault-password-file", str(tmp_path / "vault-pass"),
+                str(FIXTURES / playbook)] + list(args)
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=str(REPO), env=run_env, timeout=300)
+        return Run(proc, incident_dir, log)
+
+    run.tmp = tmp_path
+    run.incident_dir = incident_dir
+    run.log = log
+    return run
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 (http.server API)
+        length = int(self.headers.get("Content-Length") or 0)
+        self.server.bodies.append(self.rfile.read(length).decode("utf-8"))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    """A Slack-like webhook on 127.0.0.1 that keeps every body it receives."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
+    server.bodies = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = "http://127.0.0.1:%d/hook" % server.server_address[1]
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The sre.runbooks.incident callback in real ansible-playbook runs (vaulted inventory, local webhook)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from conftest import CANARY, VAULT_PASSWORD
+
+SECRETS = (CANARY, CANARY[::-1], VAULT_PASSWORD)
+
+
+def _all_output(run, webhook=None):
+    """Every byte a run produced: stdout, stderr, the log file, every record, every webhook body."""
+    parts = {"stdout": run.stdout, "stderr": run.stderr}
+    if run.log.exists():
+        parts["log"] = run.log.read_text()
+    for path in sorted(run.incident_dir.rglob("*")) if run.incident_dir.is_dir() else []:
+        if path.is_file():
+            parts[str(path)] = path.read_text()
+    for index, body in enumerate(webhook.bodies if webhook else []):
+        parts["webhook %d" % index] = body
+    return parts
+
+
+def _assert_no_secret(parts):
+    for name, text in parts.items():
+        for secret in SECRETS:
+            assert secret not in text, "secret found in %s" % name
+
+
+def test_full_incident_never_leaks_the_canary(playbook_env, webhook):
+    env = {"SRE_INCIDENT_WEBHOOK": webhook.url}
+    diagnose = playbook_env("sample_diagnose.yml", "-vvv", "-e", "sre_incident_id=INC-canary", env=env)
+    assert diagnose.rc == 0, diagnose.stdout + diagnose.stderr
+    remediate = playbook_env("sample_remediate.yml", "-vvv", "-e", "sre_incident_id=INC-canary", env=env)
+    assert remediate.rc == 0, remediate.stdout + remediate.stderr
+
+    record = remediate.last_record()
+    assert [r["phase"] for r in record["runs"]] == ["diagnose", "remediate"]
+    assert len(remediate.records(".md")) == 2 and len(webhook.bodies) == 2
+    assert remediate.log.stat().st_size > 0
+    _assert_no_secret(_all_output(remediate, webhook))
+
+
+def test_leaked_secret_is_scrubbed_from_record_and_webhook(playbook_env, webhook):
+    # The careless task puts the vaulted password into a finding: Ansible's own output shows it
+    # (which proves the secret really flowed through a result), the record and the webhook must not.
+    run = playbook_env("sample_remediate.yml", "-v", "-e", "leak_me={{ sre_db_password }}",
+                       env={"SRE_INCIDENT_WEBHOOK": webhook.url})
+    assert run.rc == 0, run.stdout + run.stderr
+    assert CANARY in run.stdout
+    record = run.last_record()
+    careless = [f for f in record["findings"] if f["code"] == "careless"]
+    assert careless and careless[0]["message"] == "connected with [censored]"
+    parts = _all_output(run, webhook)
+    del parts["stdout"], parts["log"]  # Ansible's own output (the log mirrors it)
+    _assert_no_secret(parts)
+
+
+def test_record_content_and_shared_timeline(playbook_env):
+    first = playbook_env("sample_diagnose.yml", "-e", "sre_incident_id=INC-42",
+                         "-e", "awx_user_name=alice", "-e", "awx_job_id=1234", "-e", "awx_workflow_job_id=77")
+    assert first.rc == 0, first.stdout + first.stderr
+    record = first.last_record()
+    assert record["id"] == "INC-42"
+    assert (record["runbook"], record["phase"]) == ("sample", "diagnose")
+    assert record["severity"] == "P1"  # critical on every host of the run
+    assert record["operator"]["user"] == "alice" and str(record["operator"]["awx_job_id"]) == "1234"
+    assert {(f["severity"], f["code"]) for f in record["findings"]} == {
+        ("critical", "too_many_connections"), ("warning", "idle_in_transaction")}
+    assert record["counts"]["actions"] == 0
+    assert record["state"]["localhost"]["before"] == {"running": False, "release": "r1"}
+    assert all(e["time"].endswith("Z") for e in record["timeline"])
+    assert "INCIDENT ALERT - P1" in record["communication"]["initial"]
+    assert "Status: Identified" in record["communication"]["update"]
+    assert "[not resolved yet]" in record["communication"]["resolved"]
+
+    second = playbook_env("sample_remediate.yml", "-e", "sre_incident_id=INC-42")
+    assert second.rc == 0, second.stdout + second.stderr
+    paths = second.records()
+    assert len(paths) == 2 and all(p.name.endswith("-INC-42.json") for p in paths)
+    assert "-sample-remediate-INC-42" in paths[-1].name
+    record = second.last_record()
+    assert record["started"] == record["runs"][0]["started"]
+    assert [e["run"] for e in record["timeline"] if e["kind"] == "finding"] == [1, 1, 2]
+    assert [e["task"] for e in record["timeline"] if e["kind"] == "action"] == ["Terminate idle sessions"]
+    assert record["state"]["localhost"] == {"before": {"running": False, "release": "r1"},
+                                            "after": {"running": True, "release": "r1"}}
+    assert record["severity"] == "P1"  # an incident keeps its worst severity
+    markdown = second.records(".md")[-1].read_text()
+    for heading in ("## Communication", "## Timeline (UTC)", "## State before and after", "## Post-mortem"):
+        assert heading in markdown
+    assert "Resolved At: 20" in markdown
+
+
+def test_check_mode_severity_override_and_default_id(playbook_env):
+    run = playbook_env("sample_diagnose.yml", "--check", "-e", "sre_severity=p3")
+    assert run.rc == 0
+    record = run.last_record()
+    assert record["check_mode"] is True
+    assert (record["severity"], record["severity_source"]) == ("P3", "override")
+    assert record["id"].startswith("INC-")
+
+
+def test_bad_severity_override_warns_once(playbook_env):
+    run = playbook_env("sample_diagnose.yml", "-e", "sre_severity=urgent")
+    assert run.rc == 0
+    assert run.last_record()["severity"] == "P1"
+    warnings = [line for line in (run.stdout + run.stderr).splitlines() if "sre.runbooks.incident" in line]
+    assert len(warnings) == 1 and "invalid severity" in warnings[0]
+
+
+def test_bad_configuration_never_fails_the_playbook(playbook_env):
+    blocker = playbook_env.tmp / "not-a-dir"
+    blocker.write_text("a file where the directory should be\n")
+    run = playbook_env("sample_diagnose.yml", env={"SRE_INCIDENT_DIR": str(blocker / "sub"),
+                                                   "SRE_INCIDENT_WEBHOOK_TIMEOUT": "soon"})
+    assert run.rc == 0, run.stdout + run.stderr
+    output = run.stdout + run.stderr
+    assert "Traceback" not in output
+    warnings = [line for line in output.splitlines() if "sre.runbooks.incident" in line]
+    assert len(warnings) == 2, warnings
+    assert "bad configuration" in warnings[0] and "could not write" in warnings[1]
+
+
+def test_unreachable_webhook_only_warns(playbook_env):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = playbook_env("sample_diagnose.yml", env={"SRE_INCIDENT_WEBHOOK": "http://127.0.0.1:%d/x" % port,
+                                                   "SRE_INCIDENT_WEBHOOK_TIMEOUT": "2"})
+    assert run.rc == 0
+    assert run.records()
+    assert "webhook POST failed" in run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_webhook_payload_is_slack_compatible(playbook_env, webhook):
+    run = playbook_env("sample_diagnose.yml", "-e", "sre_incident_id=INC-hook",
+                       env={"SRE_INCIDENT_WEBHOOK": webhook.url})
+    assert run.rc == 0
+    assert len(webhook.bodies) == 1
+    body = json.loads(webhook.bodies[0])
+    assert list(body) == ["text"]
+    assert body["text"].startswith("[P1] INC-hook sample/diagnose on localhost")
+
+
+def test_record_can_be_switched_off(playbook_env):
+    run = playbook_env("sample_diagnose.yml", "-e", "sre_incident_record=false")
+    assert run.rc == 0
+    assert run.records() == []

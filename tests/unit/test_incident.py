@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Pure helpers of the incident record: severity, names, scrubbing, rendering."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import sys
+
+import pytest
+
+from conftest import ensure_collection_link
+
+sys.path.insert(0, str(ensure_collection_link()))
+from ansible_collections.sre.runbooks.plugins.plugin_utils import _incident as inc  # noqa: E402
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("P1", "P1"), ("p2", "P2"), (" P3 ", "P3"), ("4", "P4"), (3, "P3"), ("P0", "P1"), ("0", "P1"),
+])
+def test_parse_severity(value, expected):
+    assert inc.parse_severity(value) == expected
+
+
+@pytest.mark.parametrize("value", ["P5", "high", "", "P-1", None, 1.5])
+def test_parse_severity_rejects(value):
+    with pytest.raises(ValueError, match="invalid severity"):
+        inc.parse_severity(value)
+
+
+C = {"severity": "critical", "host": "a"}
+W = {"severity": "warning", "host": "a"}
+I = {"severity": "info", "host": "a"}
+
+
+@pytest.mark.parametrize("findings,hosts,down,expected", [
+    ([], ["a"], (), "P4"),
+    ([I], ["a"], (), "P4"),
+    ([W, I], ["a", "b"], (), "P3"),
+    ([C], ["a"], (), "P1"),                       # the only host is critical: complete outage
+    ([C], ["a", "b"], (), "P2"),                  # some hosts
+    ([C, dict(C, host="b")], ["a", "b"], (), "P1"),
+    ([W], ["a", "b"], ("a", "b"), "P1"),          # every host unreachable
+    ([W], ["a", "b"], ("b",), "P2"),
+    ([{"severity": "CRITICAL", "host": "a"}], ["a", "b"], (), "P2"),
+    ([{"severity": "bogus", "host": "a"}], ["a"], (), "P4"),
+])
+def test_severity_from(findings, hosts, down, expected):
+    assert inc.severity_from(findings, hosts, down) == expected
+
+
+@pytest.mark.parametrize("first,second,expected", [
+    ("P3", "P1", "P1"), ("P2", None, "P2"), (None, None, None), ("P4", "P4", "P4"), ("P2", "junk", "P2"),
+])
+def test_worse_severity(first, second, expected):
+    assert inc.worse_severity(first, second) == expected
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("playbooks/db_connections_diagnose.yml", ("db_connections", "diagnose")),
+    ("/x/app_down_remediate.yml", ("app_down", "remediate")),
+    ("deploy_failure_rollback.yml", ("deploy_failure", "rollback")),
+    ("db_restore.yml", ("db_restore", "restore")),
+    ("db_restore_swap_back.yml", ("db_restore", "swap_back")),
+    ("db_restore_retention.yml", ("db_restore", "retention")),
+    ("site.yml", ("site", "run")),
+    ("_diagnose.yml", ("_diagnose", "run")),
+    (None, ("unknown", "run")),
+])
+def test_runbook_phase_from_playbook(path, expected):
+    assert inc.runbook_phase_from_playbook(path) == expected
+
+
+@pytest.mark.parametrize("name,secret", [
+    ("sre_db_password", True), ("vault_api_token", True), ("client_secret", True), ("login_password_hash", True),
+    ("ssh_key", True), ("api_key_id", True), ("keys", True), ("sre_db_dsn", True), ("PGPASSWORD", True),
+    ("sre_db_name", False), ("monkey", False), ("keyboard", False), ("sre_confirm", False), ("findings", False),
+])
+def test_is_secret_name(name, secret):
+    assert inc.is_secret_name(name) is secret
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("INC-1", "INC-1"), ("../../etc/passwd", "etc-passwd"), ("a b/c", "a-b-c"), ("", "unknown"), (None, "unknown"),
+])
+def test_safe_name(text, expected):
+    assert inc.safe_name(text) == expected
+
+
+def test_incident_id_shape():
+    moment = datetime.datetime(2024, 5, 1, 12, 0, 3, tzinfo=datetime.timezone.utc)
+    assert re.match(r"^INC-20240501-[0-9a-f]{6}$", inc.new_incident_id(moment))
+    assert inc.iso(moment) == "2024-05-01T12:00:03Z" and inc.stamp(moment) == "20240501T120003Z"
+
+
+def test_scrubber_censors_names_and_values():
+    scrub = inc.Scrubber()
+    scrub.add({"a": "s3cr3t-value", "b": ["tok-abcdef"], "short": "yes"})
+    scrub.add("{{ templated_password }}")
+    assert len(scrub) == 2
+    data = {"msg": "login with s3cr3t-value failed", "password": "x", "nested": [{"api_token": 12}],
+            "ok": "yes", "flag_key": True, "empty_password": ""}
+    assert scrub.data(data) == {"msg": "login with [censored] failed", "password": "[censored]",
+                                "nested": [{"api_token": "[censored]"}], "ok": "yes", "flag_key": True,
+                                "empty_password": ""}
+    assert scrub.text("tok-abcdef and s3cr3t-value") == "[censored] and [censored]"
+
+
+def _record(**extra):
+    record = {
+        "id": "INC-9", "runbook": "db_connections", "phase": "diagnose", "severity": "P2",
+        "severity_source": "findings", "started": "2024-05-01T12:00:00Z", "run_started": "2024-05-01T12:00:00Z",
+        "ended": "2024-05-01T12:30:00Z", "run_index": 1, "outcome": "ok", "check_mode": True,
+        "hosts": ["db1", "app1"], "operator": {"user": "alice", "awx_job_id": 42, "awx_job_template_name": "jt"},
+        "counts": {"critical": 1, "actions": 0},
+        "findings": [{"run": 1, "host": "db1", "severity": "critical", "code": "saturation", "message": "99% used"}],
+        "timeline": [{"time": "2024-05-01T12:00:01Z", "run": 1, "kind": "finding", "host": "db1", "task": "Triage",
+                      "severity": "critical", "code": "saturation", "message": "99% | used"}],
+        "state": {"db1": {"before": {"running": True}, "after": {"running": True}}},
+        "runs": [{"runbook": "db_connections", "phase": "diagnose", "outcome": "ok", "user": "alice"}],
+    }
+    record.update(extra)
+    return record
+
+
+def test_communication_diagnose_and_resolution():
+    notes = inc.communication(_record())
+    assert notes["initial"].startswith("INCIDENT ALERT - P2\n\nStatus: Investigating")
+    assert "Impact: 99% used on db1" in notes["initial"] and "Affected: db1, app1" in notes["initial"]
+    assert "Status: Identified" in notes["update"] and "Duration: 30 minutes" in notes["update"]
+    assert "Resolved At: [not resolved yet]" in notes["resolved"]
+    assert "Root Cause: [to confirm] saturation: 99% used" in notes["resolved"]
+
+    fixed = _record(phase="remediate", run_index=2, timeline=[
+        {"time": "2024-05-01T12:20:00Z", "run": 2, "kind": "action", "host": "db1", "task": "Terminate idle"}])
+    notes = inc.communication(fixed)
+    assert "Status: Monitoring" in notes["update"] and "Actions Taken: Terminate idle (db1)" in notes["update"]
+    assert "Resolved At: 2024-05-01T12:30:00Z" in notes["resolved"]
+
+    failed = _record(phase="remediate", run_index=2, outcome="failed")
+    assert "Status: Fixing" in inc.communication(failed)["update"]
+
+
+def test_markdown_and_chat_text():
+    record = _record()
+    record["communication"] = inc.communication(record)
+    text = inc.render_markdown(record)
+    for part in ("# Incident INC-9: db_connections / diagnose", "| AWX job | 42 (jt) |", "## Communication",
+                 "INCIDENT UPDATE - P2", "## Timeline (UTC)", "99% \\| used", "## State before and after",
+                 "### db1", "## Post-mortem", "Action items", "check (nothing changed)"):
+        assert part in text
+    assert inc.chat_text(record) == (
+        "[P2] INC-9 db_connections/diagnose (check mode) on db1, app1: ok, 1 critical / 0 warning findings, "
+        "0 actions, status Identified, by alice (AWX job 42)")
