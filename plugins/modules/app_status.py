@@ -23,13 +23,14 @@ description:
     Fly's image reference), optionally probes the health URL once, and lists findings.
   - Never changes anything.
 author:
-  - sre.runbooks contributors
+  - sre.runbooks contributors (@sre-runbooks)
 attributes:
   check_mode:
     support: full
     description: The module only reads, so it runs the same way in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
 options:
   kind:
     description: How the app runs.
@@ -277,8 +278,8 @@ class DockerApi:
         finally:
             conn.close()
         if resp.status >= 400:
-            raise TargetError("Docker API %s answered HTTP %s: %s" % (path.split("?")[0], resp.status,
-                                                                   to_native(body[:200])))
+            raise TargetError("Docker API %s answered HTTP %s: %s"
+                              % (path.split("?")[0], resp.status, to_native(body[:200])))
         try:
             return json.loads(to_native(body))
         except ValueError as exc:
