@@ -71,7 +71,7 @@ def playbook_env(tmp_path, collections_path):
             run_env.update(env)
         argv = [str(BIN / "ansible-playbook"), "-i", str(inv), "--vault-password-file", str(tmp_path / "vault-pass"),
                 str(FIXTURES / playbook)] + list(args)
-        proc = subprocess.run(argv, capture_output=True, text=True, cwd=str(REPO), env=run_env, timeout=300)
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=str(REPO), env=run_env, timeout=300, check=False)
         return Run(proc, incident_dir, log)
 
     run.tmp = tmp_path
