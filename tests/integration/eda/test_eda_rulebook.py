@@ -89,7 +89,7 @@ def test_alert_storm_runs_diagnose_once(tmp_path, collections_path):
     try:
         up = _wait(lambda: _port_open(port), proc, 90)
         assert up, (tmp_path / "rulebook.log").read_text()[-3000:]
-        for _ in range(3):  # the storm: one incident, alerting three times
+        for _alert in range(3):  # the storm: one incident, alerting three times
             assert _post(port, "PostgresTooManyConnections", "fp-storm") == 202
 
         def records(fp):
