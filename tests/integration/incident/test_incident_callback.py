@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 
-from conftest import CANARY, VAULT_PASSWORD
+from incident_support import CANARY, VAULT_PASSWORD, playbook_env, webhook  # noqa: F401  pylint: disable=unused-import
 
 SECRETS = (CANARY, CANARY[::-1], VAULT_PASSWORD)
 

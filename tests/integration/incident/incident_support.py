@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Helpers for the incident-record tests: a vaulted inventory with a canary, a local webhook."""
+"""Fixtures for the incident-record tests: a vaulted inventory with a canary, a local webhook.
+
+Not a conftest.py: a second module named conftest would shadow tests/conftest.py for `from conftest import`.
+"""
 
 from __future__ import annotations
 
