@@ -145,10 +145,10 @@ def make_custom(out_path, rows):
         subprocess.run(psql + ["-d", "bench", "-c",
                                "CREATE TABLE items (id bigint PRIMARY KEY, sku text, name text, qty int, price numeric(12,2), "
                                "created timestamptz, note text); "
-                               "INSERT INTO items SELECT g, 'SKU-' || lpad((g * 7919 % 1000000)::text, 6, '0'), "
-                               "'item ' || (g % 5000), g % 500, (g % 10000) / 100.0, "
+                               "INSERT INTO items SELECT g, 'SKU-' || lpad((g * 7919 %% 1000000)::text, 6, '0'), "
+                               "'item ' || (g %% 5000), g %% 500, (g %% 10000) / 100.0, "
                                "'2024-01-01'::timestamptz + g * interval '1 second', "
-                               "CASE WHEN g % 7 = 0 THEN md5(g::text) END FROM generate_series(1, %d) g; "
+                               "CASE WHEN g %% 7 = 0 THEN md5(g::text) END FROM generate_series(1::bigint, %d) g; "
                                "CREATE TABLE customers AS SELECT g AS id, 'customer ' || g AS name FROM generate_series(1, %d) g;"
                                % (rows, rows // 10)], check=True)
         tmp = out_path.with_suffix(".tmp")

@@ -41,9 +41,11 @@ import hashlib
 import lzma
 import os
 import re
+import shlex
 import stat
 import tarfile
 import time
+import uuid
 import zlib
 
 try:
@@ -53,7 +55,18 @@ except ImportError:  # isal is optional: the standard zlib gives the same answer
     _fast_zlib = zlib
     HAS_ISAL = False
 
+try:
+    import psycopg2
+    from psycopg2 import sql as pgsql
+    HAS_PSYCOPG2 = True
+    PG_ERRORS = (psycopg2.Error,)
+except ImportError:  # only the trial restore needs it; the module reports missing_required_lib
+    pgsql = None
+    HAS_PSYCOPG2 = False
+    PG_ERRORS = ()
+
 from ansible_collections.sre.runbooks.plugins.module_utils._common import Findings
+from ansible_collections.sre.runbooks.plugins.module_utils._postgres import PgConnectError, connect
 
 READ_SIZE = 1 << 20          # raw read size
 MAX_OUT = 8 << 20            # most bytes one decompress call may return (bounds memory)
@@ -1275,3 +1288,172 @@ def _human_age(seconds):
     if seconds >= 60:
         return "%.1fm" % (seconds / 60)
     return "%.0fs" % seconds
+
+
+# --------------------------------------------------------------------------- trial restore
+
+_LIBPQ_ENV = (("login_host", "PGHOST"), ("login_unix_socket", "PGHOST"), ("login_port", "PGPORT"), ("port", "PGPORT"),
+              ("login_user", "PGUSER"), ("login_password", "PGPASSWORD"), ("ssl_mode", "PGSSLMODE"),
+              ("ca_cert", "PGSSLROOTCERT"), ("connect_timeout", "PGCONNECT_TIMEOUT"))
+_DECOMPRESS = {"gzip": "gzip -dc", "bzip2": "bzip2 -dc", "xz": "xz -dc"}
+COUNT_TABLES_SQL = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
+ORDER BY 1, 2"""
+
+
+def find_pg_tool(name, bindir=None):
+    """pg_restore/psql: from bindir, the PATH, then the newest /usr/lib/postgresql/*/bin."""
+    if bindir:
+        return os.path.join(bindir, name)
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory, name)
+        if directory and os.access(candidate, os.X_OK):
+            return candidate
+    base = "/usr/lib/postgresql"
+    try:
+        versions = sorted((v for v in os.listdir(base) if v.replace(".", "").isdigit()), key=lambda v: float(v), reverse=True)
+    except OSError:
+        versions = []
+    for version in versions:
+        candidate = os.path.join(base, version, "bin", name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return name
+
+
+def libpq_env(params, dbname):
+    """Environment for pg_restore/psql from the connection options (the password never goes in argv)."""
+    env = {}
+    for option, var in _LIBPQ_ENV:
+        value = params.get(option)
+        if value not in (None, ""):
+            env[var] = str(value)
+    env["PGDATABASE"] = dbname
+    env["PGAPPNAME"] = "sre.runbooks backup_verify trial restore"
+    return env
+
+
+class TrialRestore:
+    """Restore the verified backup into a throwaway database, count tables and rows, always drop it."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, verifier):
+        result = verifier.result
+        out = {"ok": None, "tables": None, "rows": None, "duration_s": None, "database": None, "skipped": None, "error": None}
+        result["trial_restore"] = out
+        if self.module.check_mode:
+            out["skipped"] = "check mode: the trial restore creates a temporary database"
+            return
+        start = time.time()
+        name = "sre_trial_restore_%s" % uuid.uuid4().hex[:12]
+        out["database"] = name
+        try:
+            admin = connect(self.module.params)
+        except PgConnectError as exc:
+            self._failed(verifier, out, start, "cannot connect to the server for the trial restore: %s" % exc)
+            return
+        created = False
+        version = 0
+        try:
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute("SELECT current_setting('server_version_num')::int")
+                version = cur.fetchone()[0]
+                cur.execute(pgsql.SQL("CREATE DATABASE {} TEMPLATE template0").format(pgsql.Identifier(name)))
+            created = True
+            error = self._restore(result, name)
+            if error:
+                self._failed(verifier, out, start, error)
+                return
+            tables, rows = self._count(name)
+            out.update(ok=True, tables=len(tables), rows=rows, duration_s=round(time.time() - start, 3))
+            missing = [t for t in result["tables"] if t not in tables]
+            if missing:
+                out["ok"] = False
+                out["error"] = "tables of the backup missing after the restore: %s" % ", ".join(missing[:10])
+                verifier.fail("trial_restore", "trial_restore_failed", out["error"])
+            else:
+                verifier.check("trial_restore", True, "restored into a throwaway database: %d tables, %d rows in %.1fs"
+                               % (len(tables), rows, out["duration_s"]))
+        except PgConnectError as exc:
+            self._failed(verifier, out, start, "trial restore: %s" % exc)
+        except (OSError, ValueError) as exc:
+            self._failed(verifier, out, start, "trial restore: %s" % exc)
+        except PG_ERRORS as exc:
+            self._failed(verifier, out, start, "trial restore: %s" % str(exc).strip())
+        finally:
+            if created:
+                try:
+                    self._drop(admin, name, version)
+                except PG_ERRORS as exc:
+                    verifier.findings.add("warning", "trial_restore_cleanup", "could not drop the throwaway database %s: %s"
+                                          % (name, str(exc).strip()))
+            admin.close()
+
+    def _failed(self, verifier, out, start, message):
+        out.update(ok=False, error=message, duration_s=round(time.time() - start, 3))
+        verifier.fail("trial_restore", "trial_restore_failed", message)
+
+    def _restore(self, result, name):
+        params = self.module.params
+        env = libpq_env(params, name)
+        path = result["path"]
+        fmt = result["format"]
+        compression = result["compression"] or "none"
+        bindir = params.get("pg_bindir")
+        if fmt == "plain":
+            psql = find_pg_tool("psql", bindir)
+            argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-o", os.devnull]
+            if compression == "none":
+                rc, dummy, err = self.module.run_command(argv + ["-f", path], environ_update=env)
+            else:
+                cmd = "set -o pipefail; %s -- %s | %s" % (_DECOMPRESS[compression], shlex.quote(path),
+                                                          " ".join(shlex.quote(a) for a in argv))
+                rc, dummy, err = self.module.run_command(["/bin/bash", "-c", cmd], environ_update=env)
+        else:
+            restore = find_pg_tool("pg_restore", bindir)
+            argv = [restore, "--exit-on-error", "--no-owner", "--no-privileges", "--no-password", "-d", name]
+            jobs = params.get("trial_restore_jobs") or 1
+            if fmt in ("custom", "directory") and jobs > 1 and (compression == "none" or fmt == "directory"):
+                argv += ["-j", str(jobs)]
+            if fmt == "directory" or compression == "none":
+                rc, dummy, err = self.module.run_command(argv + [path], environ_update=env)
+            else:
+                cmd = "set -o pipefail; %s -- %s | %s" % (_DECOMPRESS[compression], shlex.quote(path),
+                                                          " ".join(shlex.quote(a) for a in argv))
+                rc, dummy, err = self.module.run_command(["/bin/bash", "-c", cmd], environ_update=env)
+        if rc != 0:
+            lines = [line for line in (err or "").strip().splitlines() if line.strip()]
+            return "the restore exited with %d: %s" % (rc, " / ".join(lines[-3:]) or "no error output")
+        return None
+
+    def _count(self, name):
+        params = dict(self.module.params)
+        params["login_db"] = name
+        params["db"] = name
+        conn = connect(params)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(COUNT_TABLES_SQL)
+                tables = cur.fetchall()
+                rows = 0
+                for schema, table in tables:
+                    cur.execute(pgsql.SQL("SELECT count(*) FROM {}.{}").format(pgsql.Identifier(schema), pgsql.Identifier(table)))
+                    rows += cur.fetchone()[0]
+            conn.rollback()
+        finally:
+            conn.close()
+        return set("%s.%s" % t for t in tables), rows
+
+    def _drop(self, admin, name, version):
+        with admin.cursor() as cur:
+            if version < 130000:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+                cur.execute(pgsql.SQL("DROP DATABASE IF EXISTS {}").format(pgsql.Identifier(name)))
+            else:
+                cur.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name)))
+

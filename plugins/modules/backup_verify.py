@@ -275,7 +275,7 @@ trial_restore:
       type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import (
     FAIL_ON_CHOICES,
@@ -284,7 +284,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._common import (
     parse_size,
     should_fail,
 )
-from ansible_collections.sre.runbooks.plugins.module_utils._dump import FORMATS, TrialRestore, Verifier
+from ansible_collections.sre.runbooks.plugins.module_utils._dump import FORMATS, HAS_PSYCOPG2, TrialRestore, Verifier, empty_result
 from ansible_collections.sre.runbooks.plugins.module_utils._postgres import postgres_argument_spec
 
 
@@ -311,15 +311,21 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     p = module.params
+
+    def bad_option(msg):
+        module.fail_json(msg=msg, changed=False, **empty_result(p["path"]))
+
     try:
         max_age = parse_duration(p["max_age"])
         min_size = parse_size(p["min_size"])
     except ValueError as exc:
-        module.fail_json(msg="Checking the options: %s" % exc)
+        bad_option("Checking the options: %s" % exc)
     if p["max_size_drop_pct"] is not None and not 0 <= p["max_size_drop_pct"] <= 100:
-        module.fail_json(msg="Checking the options: max_size_drop_pct must be between 0 and 100")
+        bad_option("Checking the options: max_size_drop_pct must be between 0 and 100")
+    if p["trial_restore"] and not HAS_PSYCOPG2:
+        bad_option(missing_required_lib("psycopg2", reason="for trial_restore"))
     if p["trial_restore_jobs"] < 1:
-        module.fail_json(msg="Checking the options: trial_restore_jobs must be at least 1")
+        bad_option("Checking the options: trial_restore_jobs must be at least 1")
 
     verifier = Verifier(
         p["path"], pattern=p["pattern"], fmt=p["format"], depth=p["depth"], max_age=max_age,

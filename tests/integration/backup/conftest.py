@@ -15,6 +15,7 @@ import random
 import shutil
 import subprocess
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,12 @@ def table_fingerprints(cluster, dbname):
             return out
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def backup_helpers():
+    """Helpers for the test modules (importing from a conftest is ambiguous with several of them)."""
+    return types.SimpleNamespace(dump=dump, fingerprints=table_fingerprints, repo=Path(__file__).resolve().parents[3])
 
 
 @pytest.fixture(scope="session", autouse=True)
