@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Build the lab's images from this machine's reachable sources only (Debian mirror, npm registry):
+#   sre-lab-base:<hash>     debootstrap bookworm + docker import
+#   sre-lab-host:<hash>     systemd host / pm2 host (systemd PID 1, PostgreSQL, the demo app, caddy)
+#   sre-lab-web/db/proxy:<hash>  the compose project's images
+# Every tag carries a hash of its inputs: a rerun with unchanged inputs only checks and prints.
+#   lab/build.sh               build what is missing
+#   lab/build.sh --print-env   print `export SRE_LAB_*_IMAGE=...` lines (builds first if needed)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${SRE_CACHE_DIR:-/var/cache/sre-runbooks}
+print_env=false
+[ "${1:-}" = "--print-env" ] && print_env=true
+
+die() { echo "ERROR: $*" >&2; exit 1; }
+log() { echo ">> lab: $*" >&2; }
+
+command -v docker >/dev/null || die "docker CLI not found (apt-get install docker.io, or run scripts/bootstrap.sh)"
+docker info >/dev/null 2>&1 || die "the Docker engine is not running (start it: scripts/bootstrap.sh starts dockerd)"
+mkdir -p "$cache" 2>/dev/null || die "cannot create the cache directory $cache"
+
+hash_of() { # hash_of <files/dirs...>: content hash of the given inputs (names + bytes)
+  (cd "$here" && find "$@" -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12
+}
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+need_space() { # need_space <dir> <MiB>
+  local avail; avail=$(df -Pm "$1" | awk 'NR==2 {print $4}')
+  [ "$avail" -ge "$2" ] || die "disk full: $1 has ${avail} MiB free, the lab build needs ${2} MiB"
+}
+
+# ---- base image -------------------------------------------------------------------------------
+INCLUDE="systemd,systemd-sysv,dbus,python3,python3-psycopg2,python3-apt,postgresql,postgresql-client,nodejs,procps,iproute2,iputils-ping,curl,ca-certificates,openssl,nginx,caddy,sudo,git,less,gzip,xz-utils,cron"
+base_hash=$( (echo "$INCLUDE"; sed -n '/^# ---- base image/,/^# ---- end base/p' "$0") | sha256sum | cut -c1-12)
+BASE="sre-lab-base:$base_hash"
+if ! have_image "$BASE"; then
+  command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
+  need_space "$cache" 3000
+  rootfs="$cache/rootfs-$base_hash"
+  if [ ! -f "$rootfs/.complete" ]; then
+    rm -rf "$rootfs"
+    log "debootstrap bookworm into $rootfs (a few minutes, once)"
+    if ! debootstrap --variant=minbase --include="$INCLUDE" bookworm "$rootfs" http://deb.debian.org/debian >"$cache/debootstrap-$base_hash.log" 2>&1; then
+      tail -5 "$cache/debootstrap-$base_hash.log" >&2
+      die "debootstrap failed (log: $cache/debootstrap-$base_hash.log)"
+    fi
+    # Slim it and make it container-friendly: no package caches, no daemons that need hardware.
+    chroot "$rootfs" apt-get clean
+    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
+    chroot "$rootfs" systemctl mask systemd-udevd.service systemd-udevd-kernel.socket systemd-udevd-control.socket \
+      getty@tty1.service console-getty.service systemd-logind.service systemd-resolved.service >/dev/null 2>&1 || true
+    echo "sre-lab" > "$rootfs/etc/hostname"
+    touch "$rootfs/.complete"
+  fi
+  log "importing $BASE"
+  tar -C "$rootfs" --exclude=./.complete --exclude='./proc/*' --exclude='./sys/*' --exclude='./dev/*' -c . \
+    | docker import -c 'CMD ["/lib/systemd/systemd"]' - "$BASE" >/dev/null || die "docker import of the base image failed"
+fi
+# ---- end base
+
+# ---- node modules (from the npm registry, on the build machine; no network inside builds) ----
+npm_hash=$(hash_of app/package.json images/pm2/package.json)
+NODE_DIR="$cache/npm-$npm_hash"
+if [ ! -f "$NODE_DIR/.complete" ]; then
+  command -v npm >/dev/null || die "npm not found (apt-get install npm)"
+  rm -rf "$NODE_DIR" && mkdir -p "$NODE_DIR/app" "$NODE_DIR/pm2"
+  log "npm install (app: pg, bcryptjs; pm2)"
+  cp "$here/app/package.json" "$NODE_DIR/app/" && cp "$here/images/pm2/package.json" "$NODE_DIR/pm2/"
+  (cd "$NODE_DIR/app" && npm install --omit=dev --no-audit --no-fund --loglevel=error >/dev/null 2>&1) \
+    || die "npm install of the app's dependencies failed (is the npm registry reachable?)"
+  (cd "$NODE_DIR/pm2" && npm install --omit=dev --no-audit --no-fund --loglevel=error >/dev/null 2>&1) \
+    || die "npm install of pm2 failed (is the npm registry reachable?)"
+  touch "$NODE_DIR/.complete"
+fi
+
+build_image() { # build_image <tag> <dockerfile dir> : context = lab dir + node modules
+  local tag=$1 dir=$2 ctx
+  have_image "$tag" && return 0
+  need_space /var/lib 2000
+  ctx=$(mktemp -d)
+  cp -a "$here/app" "$here/images" "$ctx/"
+  cp -a "$NODE_DIR/app/node_modules" "$ctx/app/node_modules"
+  cp -a "$NODE_DIR/pm2/node_modules" "$ctx/pm2_modules"
+  log "building $tag"
+  if ! docker build -q --build-arg "BASE=$BASE" -t "$tag" -f "$here/$dir/Dockerfile" "$ctx" >"$ctx.log" 2>&1; then
+    tail -20 "$ctx.log" >&2; rm -rf "$ctx"
+    die "docker build of $tag failed"
+  fi
+  rm -rf "$ctx" "$ctx.log"
+}
+
+lab_hash=$( (echo "$base_hash $npm_hash"; hash_of app images) | sha256sum | cut -c1-12)
+HOST="sre-lab-host:$lab_hash"
+WEB="sre-lab-web:$lab_hash"
+DB="sre-lab-db:$lab_hash"
+PROXY="sre-lab-proxy:$lab_hash"
+build_image "$HOST" images/host
+build_image "$WEB" images/web
+build_image "$DB" images/db
+build_image "$PROXY" images/proxy
+
+if $print_env; then
+  cat <<ENV
+export SRE_LAB_BASE_IMAGE=$BASE
+export SRE_LAB_HOST_IMAGE=$HOST
+export SRE_LAB_SYSTEMD_IMAGE=$HOST
+export SRE_LAB_PM2_IMAGE=$HOST
+export SRE_LAB_WEB_IMAGE=$WEB
+export SRE_LAB_DB_IMAGE=$DB
+export SRE_LAB_PROXY_IMAGE=$PROXY
+ENV
+else
+  log "images ready: $BASE $HOST $WEB $DB $PROXY"
+fi
