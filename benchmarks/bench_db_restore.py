@@ -111,6 +111,8 @@ def main():
         varfile = work / "vars.json"
         varfile.write_text(json.dumps(variables))
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(work / "incidents"))
+        if os.environ.get("BENCH_PROFILE"):
+            env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks,sre.runbooks.incident"
         cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", "target=localhost",
                "-e", "@%s" % varfile, "playbooks/db_restore.yml"]
         start = time.perf_counter()
@@ -127,6 +129,8 @@ def main():
             % (cached.name, backup.stat().st_size / 1048576.0, size, rows))
         log("  baseline pg_restore -j 2 into an empty database: %.2fs" % base)
         log("  db_restore.yml end to end (verify, disk check, restore -j 2, checks, swap, report): %.2fs" % ours)
+        if os.environ.get("BENCH_PROFILE"):
+            log(proc.stdout[-5000:])
         ratio = ours / base
         log("  ratio = %.2f (goal <= 1.3)" % ratio)
         return 0 if ratio <= 1.3 else 1
