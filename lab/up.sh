@@ -20,6 +20,10 @@ for pair in $LAB_HOSTS; do
     || die "could not start $name (systemd containers need --cap-add SYS_ADMIN and cgroups mounted)"
 done
 
+# compose reads .env from the project directory (v1 and v2): the image tags for the runbooks' own
+# compose calls (restart, up, logs) made later without these variables exported.
+printf 'SRE_LAB_WEB_IMAGE=%s\nSRE_LAB_DB_IMAGE=%s\nSRE_LAB_PROXY_IMAGE=%s\n' \
+  "$SRE_LAB_WEB_IMAGE" "$SRE_LAB_DB_IMAGE" "$SRE_LAB_PROXY_IMAGE" > "$here/compose/.env"
 log "starting the compose project $LAB_PROJECT"
 compose up -d >/dev/null 2>&1 || { compose up -d; die "compose up failed"; }
 
