@@ -221,14 +221,14 @@ def ensure_link():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small inputs (64 MiB plain, ~30 MiB custom) for CI")
+    parser.add_argument("--quick", action="store_true", help="smaller inputs (64 MiB plain, 80 MiB custom) for CI")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (best is kept)")
     opts = parser.parse_args()
     ensure_link()
     CACHE.mkdir(parents=True, exist_ok=True)
     size = 64 * MIB if opts.quick else 1024 * MIB + 16 * MIB
     plain = CACHE / ("plain_%dm.sql.gz" % (size // MIB))
-    custom_rows = 400000 if opts.quick else 4000000
+    custom_rows = 4000000 if opts.quick else 16000000
     custom = CACHE / ("custom_%dk.dump" % (custom_rows // 1000))
     if not plain.exists():
         log("generating %s (%d MiB uncompressed, gzip -6; once, cached)" % (plain, size // MIB))

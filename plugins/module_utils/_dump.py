@@ -846,8 +846,9 @@ class Verifier:
     """Verify one backup. Parameters mirror the module options; run() returns the result dict."""
 
     def __init__(self, path, pattern="*", fmt="auto", depth="full", max_age=None, min_size=None,
-                 max_size_drop_pct=None, checksum=None, expected_tables=None, now=None):
+                 max_size_drop_pct=None, checksum=None, expected_tables=None, now=None, verified_only=False):
         self.path = path
+        self.verified_only = verified_only
         self.pattern = pattern or "*"
         self.fmt = fmt or "auto"
         self.depth = depth or "full"
@@ -888,13 +889,18 @@ class Verifier:
             except OSError as exc:
                 self.fail("exists", "unreadable", "cannot list the directory %s: %s" % (path, exc.strerror or exc))
                 return None
-            if not items:
-                self.fail("exists", "no_backup", "no backup matching %r in %s" % (self.pattern, path))
+            candidates = items
+            if self.verified_only:
+                candidates = [i for i in items if os.path.isfile(i[2].rstrip("/") + ".sha256")]
+            if not candidates:
+                self.fail("exists", "no_backup", "no %sbackup matching %r in %s" % (
+                    "verified (with a .sha256 beside it) " if self.verified_only and items else "", self.pattern, path))
                 return None
-            chosen = items[0][2]
-            self._history = [i for i in items[1:] if i[0] <= items[0][0]]
-            self.check("exists", True, "newest of %d backup(s) matching %r in %s: %s"
-                       % (len(items), self.pattern, path, items[0][1]))
+            newest = candidates[0]
+            chosen = newest[2]
+            self._history = [i for i in items if i is not newest and i[0] <= newest[0]]
+            self.check("exists", True, "newest %sof %d backup(s) matching %r in %s: %s"
+                       % ("verified " if self.verified_only else "", len(items), self.pattern, path, newest[1]))
             return chosen
         try:
             items = list_candidates(os.path.dirname(os.path.abspath(path)), self.pattern)

@@ -53,6 +53,12 @@ options:
       - Names starting with a dot and C(.sha256) files are never backups.
     type: str
     default: "*"
+  verified_only:
+    description:
+      - When O(path) is a directory, pick the newest backup that has a C(<backup>.sha256) file beside it (the
+        backup runbook writes one only after verifying the backup), instead of the newest one.
+    type: bool
+    default: false
   format:
     description:
       - The dump format. V(auto) detects it from the content; any other value is also checked against it.
@@ -293,6 +299,7 @@ def argument_spec():
     spec.update(
         path=dict(type="path", required=True),
         pattern=dict(type="str", default="*"),
+        verified_only=dict(type="bool", default=False),
         format=dict(type="str", choices=list(FORMATS), default="auto"),
         depth=dict(type="str", choices=["full", "quick"], default="full"),
         max_age=dict(type="str"),
@@ -330,7 +337,7 @@ def main():
     verifier = Verifier(
         p["path"], pattern=p["pattern"], fmt=p["format"], depth=p["depth"], max_age=max_age,
         min_size=min_size, max_size_drop_pct=p["max_size_drop_pct"], checksum=p["checksum"],
-        expected_tables=p["expected_tables"],
+        expected_tables=p["expected_tables"], verified_only=p["verified_only"],
     )
     trial = None
     if p["trial_restore"]:

@@ -18,7 +18,22 @@ import time
 import types
 from pathlib import Path
 
+import importlib.util
+
 import pytest
+
+# Test modules elsewhere do `from conftest import ...` meaning tests/conftest.py; with pytest's default
+# (prepend) import mode this file is also imported as `conftest` and may shadow it. Re-export the shared
+# helpers (plain functions and classes, not fixtures) so those imports work whichever module wins.
+_ROOT_SPEC = importlib.util.spec_from_file_location("_sre_root_conftest", Path(__file__).resolve().parents[2] / "conftest.py")
+_ROOT = importlib.util.module_from_spec(_ROOT_SPEC)
+_ROOT_SPEC.loader.exec_module(_ROOT)
+REPO = _ROOT.REPO
+COLLECTIONS = _ROOT.COLLECTIONS
+PgCluster = _ROOT.PgCluster
+ensure_collection_link = _ROOT.ensure_collection_link
+free_port = _ROOT.free_port
+run_module = _ROOT.run_module
 
 SOURCE_DB = "corpus_src"
 
@@ -81,11 +96,15 @@ def _pg_can_reach_tmp(tmp_path_factory):
     """pytest makes its temp root 0700; initdb runs as 'postgres' and must traverse it (o+x only).
 
     Works around tests/conftest.py's pg_cluster failing with 'Permission denied' under pytest >= 7.3.
+    Another pytest session starting meanwhile resets the root to 0700 and the cluster dies: run with
+    --basetemp outside /tmp/pytest-of-root (or fix pg_cluster to live outside pytest's temp root).
     """
+    if os.geteuid() != 0:
+        return
     base = tmp_path_factory.getbasetemp()
-    for path in (base, base.parent):
-        if path.owner() == "root" and os.geteuid() == 0:
-            os.chmod(path, 0o711)
+    os.chmod(base, 0o711)
+    if base.parent.name.startswith("pytest-of-"):
+        os.chmod(base.parent, 0o711)
 
 
 @pytest.fixture(scope="session")

@@ -161,3 +161,18 @@ def test_trial_restore_skipped_in_check_mode(pg_cluster, corpus):
     res = verify(dict(path=corpus["custom.dump"][0], trial_restore=True, **pg_cluster.login_args()), check_mode=True)
     assert res["trial_restore"]["skipped"] and res["trial_restore"]["ok"] is None
     assert res["valid"] is True
+
+
+def test_verified_only_picks_the_newest_backup_with_a_checksum_file(corpus, tmp_path):
+    now = time.time()
+    older, newer = tmp_path / "a.dump", tmp_path / "b.dump"
+    shutil.copy(corpus["custom.dump"][0], older)
+    shutil.copy(corpus["custom_pipe.dump"][0], newer)
+    os.utime(older, (now - 7200, now - 7200))
+    (tmp_path / "a.dump.sha256").write_text("%s  a.dump\n" % hashlib.sha256(older.read_bytes()).hexdigest())
+    assert verify({"path": str(tmp_path), "pattern": "*.dump"})["path"] == str(newer)
+    res = verify({"path": str(tmp_path), "pattern": "*.dump", "verified_only": True})
+    assert res["path"] == str(older) and res["valid"] and res["history"]["count"] == 0
+    (tmp_path / "a.dump.sha256").unlink()
+    res = verify({"path": str(tmp_path), "pattern": "*.dump", "verified_only": True})
+    assert [f["code"] for f in res["findings"]] == ["no_backup"] and "verified" in res["findings"][0]["message"]
