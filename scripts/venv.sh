@@ -9,6 +9,12 @@ hash=$(sha256sum "$req" | cut -c1-12)
 cache=${SRE_CACHE_DIR:-/root/.cache/sre-runbooks}
 venv="$cache/venv-$hash"
 if [ "${1:-}" = "--path" ]; then echo "$venv"; exit 0; fi
+if [ ! -f "$venv/.complete" ]; then
+  mkdir -p "$cache"
+  # One creator at a time: parallel callers wait here, then find it complete.
+  exec 9>"$cache/.venv-$hash.lock"
+  flock 9
+fi
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   py=$(command -v python3 || true)
   if [ -z "$py" ]; then echo "ERROR: python3 is missing: install it (apt-get install python3 python3-venv)" >&2; exit 1; fi
