@@ -21,7 +21,7 @@ def newest_records(directory: Path) -> list[dict]:
             continue
         if record.get("format", "").startswith("sre.runbooks.incident/"):
             by_id[record["id"]] = (path.name, record)  # sorted by UTC stamp: the last one wins
-    return [rec for _, rec in by_id.values()]
+    return [pair[1] for pair in by_id.values()]
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -169,7 +168,7 @@ def run_module(name, args, check_mode=False, diff=False, timeout=600, env=None):
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "ansible_collections.sre.runbooks.plugins.modules.%s" % name, argfile],
-            capture_output=True, text=True, timeout=timeout, env=run_env, cwd="/",
+            capture_output=True, text=True, timeout=timeout, env=run_env, cwd="/", check=False,
         )
     finally:
         os.unlink(argfile)
