@@ -925,8 +925,7 @@ class Verifier:
         except DumpError as exc:
             self.fail(self._check_for(exc.code), exc.code, exc.message)
         except (IOError, OSError) as exc:
-            self.fail("readable", "unreadable", "cannot read %s: %s" % (getattr(exc, "filename", None) or chosen,
-                                                                      exc.strerror or exc))
+            self.fail("readable", "unreadable", "cannot read %s: %s" % (getattr(exc, "filename", None) or chosen, exc.strerror or exc))
         self._policy_checks()
         if trial is not None and not any(f["severity"] == "critical" for f in self.findings.as_list()):
             trial(self)
@@ -973,8 +972,7 @@ class Verifier:
 
             def raw_iter():
                 yield first
-                for chunk in raw:
-                    yield chunk
+                yield from raw
 
             if compression in ("zstd", "lz4"):
                 raise DumpError("unsupported_compression", "the file is %s-compressed; this module verifies "
@@ -990,8 +988,7 @@ class Verifier:
 
             def inner_iter():
                 yield inner_first
-                for chunk in chunks:
-                    yield chunk
+                yield from chunks
 
             fmt = self._detect_inner(inner_first)
             self._set_format(fmt, compression)
@@ -1227,24 +1224,25 @@ class Verifier:
                           % (_human_age(r["age_s"]), _human_age(self.max_age)))
             else:
                 self.check("age", True, "%s old (max_age %s)" % (_human_age(r["age_s"]), _human_age(self.max_age)))
+        size = int(r["size_bytes"])
         if self.min_size is not None:
-            if r["size_bytes"] < self.min_size:
-                self.fail("min_size", "too_small", "the backup is %d bytes, less than min_size %d" % (r["size_bytes"], self.min_size))
+            if size < self.min_size:
+                self.fail("min_size", "too_small", "the backup is %d bytes, less than min_size %d" % (size, self.min_size))
             else:
-                self.check("min_size", True, "%d bytes >= %d" % (r["size_bytes"], self.min_size))
+                self.check("min_size", True, "%d bytes >= %d" % (size, self.min_size))
         sizes = [i[3] for i in self._history]
         med = median(sizes)
         r["history"] = {"count": len(sizes), "median_size_bytes": med}
         if self.max_size_drop_pct is not None:
             if not sizes:
                 self.check("size_drop", True, "no earlier backup matching %r to compare with" % self.pattern)
-            elif med and r["size_bytes"] < med * (1 - self.max_size_drop_pct / 100.0):
-                drop = 100.0 * (med - r["size_bytes"]) / med
+            elif med and size < med * (1 - self.max_size_drop_pct / 100.0):
+                drop = 100.0 * (med - size) / med
                 self.fail("size_drop", "size_drop", "the backup is %d bytes, %.1f%% smaller than the median %d of %d earlier "
-                          "backup(s) (max_size_drop_pct %s)" % (r["size_bytes"], drop, med, len(sizes), self.max_size_drop_pct),
+                          "backup(s) (max_size_drop_pct %s)" % (size, drop, int(med), len(sizes), self.max_size_drop_pct),
                           severity="warning")
             else:
-                self.check("size_drop", True, "%d bytes vs median %d of %d earlier backup(s)" % (r["size_bytes"], med or 0, len(sizes)))
+                self.check("size_drop", True, "%d bytes vs median %d of %d earlier backup(s)" % (size, int(med or 0), len(sizes)))
         self._checksum_check()
         if self.expected_tables and r["format"]:
             have = set(r["tables"])
@@ -1319,7 +1317,7 @@ def find_pg_tool(name, bindir=None):
             return candidate
     base = "/usr/lib/postgresql"
     try:
-        versions = sorted((v for v in os.listdir(base) if v.replace(".", "").isdigit()), key=lambda v: float(v), reverse=True)
+        versions = sorted((v for v in os.listdir(base) if v.replace(".", "").isdigit()), key=float, reverse=True)
     except OSError:
         versions = []
     for version in versions:
@@ -1384,7 +1382,7 @@ class TrialRestore:
                 verifier.fail("trial_restore", "trial_restore_failed", out["error"])
             else:
                 verifier.check("trial_restore", True, "restored into a throwaway database: %d tables, %d rows in %.1fs"
-                               % (len(tables), rows, out["duration_s"]))
+                               % (len(tables), rows, time.time() - start))
         except PgConnectError as exc:
             self._failed(verifier, out, start, "trial restore: %s" % exc)
         except (OSError, ValueError) as exc:
@@ -1462,4 +1460,3 @@ class TrialRestore:
                 cur.execute(pgsql.SQL("DROP DATABASE IF EXISTS {}").format(pgsql.Identifier(name)))
             else:
                 cur.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name)))
-

@@ -29,7 +29,7 @@ description:
     connection options, counts its tables and rows, and always drops it afterwards.
   - Never writes to the backup. A missing path, an empty directory or an unreadable file is a finding.
 author:
-  - sre.runbooks contributors
+  - sre.runbooks contributors (@sre-runbooks)
 attributes:
   check_mode:
     support: full
@@ -39,11 +39,12 @@ attributes:
         (RV(trial_restore.skipped) says so).
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
 options:
   path:
     description:
-      - A backup file, a directory-format dump (a directory holding C(toc.dat)), or a directory of backups:
-        then the newest entry matching O(pattern) is verified.
+      - A backup file, a directory-format dump (a directory holding C(toc.dat)), or a directory of backups, in
+        which case the newest entry matching O(pattern) is verified.
     type: path
     required: true
   pattern:
