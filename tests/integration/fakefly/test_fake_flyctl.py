@@ -362,7 +362,8 @@ def test_targets_fly_parser_reads_the_fake(fly):
 
 def test_rollback_to_the_recorded_release_id_restores_it_exactly(fly):
     """The target role records status.release.id (ref with digest) and deploys it back: it must round-trip."""
-    recorded = t.fly_release(*(lambda d: (d, t.fly_instances(d, time.time())))(fly.status()))["id"]
+    doc = fly.status()
+    recorded = t.fly_release(doc, t.fly_instances(doc, time.time()))["id"]
     fly.ok("deploy", "--image", BAD, "--strategy", "immediate")
     fly.ok("deploy", "--image", recorded, "--strategy", "immediate")
     doc = fly.status()
