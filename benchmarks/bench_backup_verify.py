@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark sre.runbooks.backup_verify against the tools people use to check dumps.
 
-1. Full verification of a gzip plain dump (>= 1 GiB uncompressed; 64 MiB with --quick) against
+1. Full verification of a gzip plain dump (>= 1 GiB uncompressed; 256 MiB with --quick) against
    ``gzip -t`` on the same file.                                             goal: ratio <= 1.0
 2. Full verification of a custom-format dump (real ``pg_dump -Fc``) against
    ``pg_restore -f /dev/null`` on the same file.                             goal: ratio <= 1.0
@@ -221,12 +221,12 @@ def ensure_link():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller inputs (64 MiB plain, 80 MiB custom) for CI")
+    parser.add_argument("--quick", action="store_true", help="smaller inputs (256 MiB plain, 80 MiB custom) for CI")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (best is kept)")
     opts = parser.parse_args()
     ensure_link()
     CACHE.mkdir(parents=True, exist_ok=True)
-    size = 64 * MIB if opts.quick else 1024 * MIB + 16 * MIB
+    size = 256 * MIB if opts.quick else 1024 * MIB + 16 * MIB
     plain = CACHE / ("plain_%dm.sql.gz" % (size // MIB))
     custom_rows = 4000000 if opts.quick else 16000000
     custom = CACHE / ("custom_%dk.dump" % (custom_rows // 1000))
