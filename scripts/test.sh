@@ -82,6 +82,9 @@ stage_molecule() {
     fails=0
     for s in $scenarios; do
       t0=$(date +%s)
+      # Forget state left by an earlier run (molecule keeps it under ~/.cache/molecule): a scenario
+      # whose sequence has no create/destroy would otherwise skip prepare ("already prepared").
+      molecule reset -s "$s" >/dev/null 2>&1 || true
       if molecule test -s "$s"; then r=ok; else r=FAILED; fails=$((fails + 1)); fi
       echo "molecule scenario $s: $r in $(( $(date +%s) - t0 ))s"
     done
