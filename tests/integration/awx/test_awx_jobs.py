@@ -58,7 +58,7 @@ def local_inventory(tmp_path):
     path = tmp_path / "hosts.ini"
     (tmp_path / "backups").mkdir(exist_ok=True)
     path.write_text("[all]\nlocalhost ansible_connection=local ansible_python_interpreter=%s\n"
-                    "[all:vars]\nsre_target_kind=systemd\nsre_app_name=sre-test-no-such-app\nsre_app_port=1\n"
+                    "[all:vars]\nsre_target_kind=compose\nsre_compose_project=sre-test-no-such-project\nsre_app_name=web\nsre_app_port=1\n"
                     "sre_backup_dir=%s\nsre_db_host=127.0.0.1\nsre_db_port=1\nsre_db_name=appdb\n"
                     % (sys.executable, tmp_path / "backups"))
     return path
