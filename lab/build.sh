@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Build the lab's images from this machine's reachable sources only (Debian mirror, npm registry):
 #   sre-lab-base:<hash>     debootstrap bookworm + docker import
-#   sre-lab-host:<hash>     systemd host / pm2 host (systemd PID 1, PostgreSQL, the demo app, caddy)
+#   sre-lab-host:<hash>     systemd PID 1, PostgreSQL 15 + demo data + dumps, the demo app, caddy, pm2
+#   sre-lab-systemd:<hash>  the same image (saasresto under systemd behind Caddy, PostgreSQL)
+#   sre-lab-pm2:<hash>      FROM sre-lab-host + /etc/sre-lab/pm2: cookcam-api under pm2, no PostgreSQL
 #   sre-lab-web/db/proxy:<hash>  the compose project's images
 # Every tag carries a hash of its inputs: a rerun with unchanged inputs only checks and prints.
 #   lab/build.sh               build what is missing
 #   lab/build.sh --print-env   print `export SRE_LAB_*_IMAGE=...` lines (builds first if needed)
+# SRE_CACHE_DIR (default /var/cache/sre-runbooks) keeps the rootfs and node modules;
+# SRE_LAB_IMAGE_PREFIX (default sre-lab) names the images (another prefix = an independent build).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${SRE_CACHE_DIR:-/var/cache/sre-runbooks}
+prefix=${SRE_LAB_IMAGE_PREFIX:-sre-lab}
 print_env=false
-[ "${1:-}" = "--print-env" ] && print_env=true
+case "${1:-}" in
+  --print-env) print_env=true ;;
+  "") ;;
+  *) echo "usage: lab/build.sh [--print-env]" >&2; exit 2 ;;
+esac
 
 die() { echo "ERROR: $*" >&2; exit 1; }
 log() { echo ">> lab: $*" >&2; }
@@ -18,6 +27,7 @@ log() { echo ">> lab: $*" >&2; }
 command -v docker >/dev/null || die "docker CLI not found (apt-get install docker.io, or run scripts/bootstrap.sh)"
 docker info >/dev/null 2>&1 || die "the Docker engine is not running (start it: scripts/bootstrap.sh starts dockerd)"
 mkdir -p "$cache" 2>/dev/null || die "cannot create the cache directory $cache"
+docker_root=$(docker info -f '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker)
 
 hash_of() { # hash_of <files/dirs...>: content hash of the given inputs (names + bytes)
   (cd "$here" && find "$@" -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12
@@ -31,7 +41,7 @@ need_space() { # need_space <dir> <MiB>
 # ---- base image -------------------------------------------------------------------------------
 INCLUDE="systemd,systemd-sysv,dbus,python3,python3-psycopg2,python3-apt,postgresql,postgresql-client,nodejs,procps,iproute2,iputils-ping,curl,ca-certificates,openssl,nginx,caddy,sudo,git,less,gzip,xz-utils,cron"
 base_hash=$( (echo "$INCLUDE"; sed -n '/^# ---- base image/,/^# ---- end base/p' "$0") | sha256sum | cut -c1-12)
-BASE="sre-lab-base:$base_hash"
+BASE="$prefix-base:$base_hash"
 if ! have_image "$BASE"; then
   command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
   need_space "$cache" 3000
@@ -58,10 +68,13 @@ fi
 # ---- end base
 
 # ---- node modules (from the npm registry, on the build machine; no network inside builds) ----
+# Installed only when an image has to be built: a warm rerun never touches npm.
 npm_hash=$(hash_of app/package.json images/pm2/package.json)
 NODE_DIR="$cache/npm-$npm_hash"
-if [ ! -f "$NODE_DIR/.complete" ]; then
+ensure_node_modules() {
+  [ -f "$NODE_DIR/.complete" ] && return 0
   command -v npm >/dev/null || die "npm not found (apt-get install npm)"
+  need_space "$cache" 500
   rm -rf "$NODE_DIR" && mkdir -p "$NODE_DIR/app" "$NODE_DIR/pm2"
   log "npm install (app: pg, bcryptjs; pm2)"
   cp "$here/app/package.json" "$NODE_DIR/app/" && cp "$here/images/pm2/package.json" "$NODE_DIR/pm2/"
@@ -70,12 +83,13 @@ if [ ! -f "$NODE_DIR/.complete" ]; then
   (cd "$NODE_DIR/pm2" && npm install --omit=dev --no-audit --no-fund --loglevel=error >/dev/null 2>&1) \
     || die "npm install of pm2 failed (is the npm registry reachable?)"
   touch "$NODE_DIR/.complete"
-fi
+}
 
 build_image() { # build_image <tag> <dockerfile dir> : context = lab dir + node modules
   local tag=$1 dir=$2 ctx
   have_image "$tag" && return 0
-  need_space /var/lib 2000
+  need_space "$docker_root" 2000
+  ensure_node_modules
   ctx=$(mktemp -d)
   cp -a "$here/app" "$here/images" "$ctx/"
   cp -a "$NODE_DIR/app/node_modules" "$ctx/app/node_modules"
@@ -89,11 +103,22 @@ build_image() { # build_image <tag> <dockerfile dir> : context = lab dir + node 
 }
 
 lab_hash=$( (echo "$base_hash $npm_hash"; hash_of app images) | sha256sum | cut -c1-12)
-HOST="sre-lab-host:$lab_hash"
-WEB="sre-lab-web:$lab_hash"
-DB="sre-lab-db:$lab_hash"
-PROXY="sre-lab-proxy:$lab_hash"
+HOST="$prefix-host:$lab_hash"
+SYSTEMD="$prefix-systemd:$lab_hash"
+PM2="$prefix-pm2:$lab_hash"
+WEB="$prefix-web:$lab_hash"
+DB="$prefix-db:$lab_hash"
+PROXY="$prefix-proxy:$lab_hash"
 build_image "$HOST" images/host
+have_image "$SYSTEMD" || docker tag "$HOST" "$SYSTEMD" || die "docker tag $SYSTEMD failed"
+if ! have_image "$PM2"; then
+  log "building $PM2"
+  # No context: a marker file on top of the host image (units choose their role by it).
+  if ! docker build -q --build-arg "HOST=$HOST" -t "$PM2" - <"$here/images/pm2/Dockerfile" >"$cache/build-pm2.log" 2>&1; then
+    tail -20 "$cache/build-pm2.log" >&2
+    die "docker build of $PM2 failed"
+  fi
+fi
 build_image "$WEB" images/web
 build_image "$DB" images/db
 build_image "$PROXY" images/proxy
@@ -102,12 +127,12 @@ if $print_env; then
   cat <<ENV
 export SRE_LAB_BASE_IMAGE=$BASE
 export SRE_LAB_HOST_IMAGE=$HOST
-export SRE_LAB_SYSTEMD_IMAGE=$HOST
-export SRE_LAB_PM2_IMAGE=$HOST
+export SRE_LAB_SYSTEMD_IMAGE=$SYSTEMD
+export SRE_LAB_PM2_IMAGE=$PM2
 export SRE_LAB_WEB_IMAGE=$WEB
 export SRE_LAB_DB_IMAGE=$DB
 export SRE_LAB_PROXY_IMAGE=$PROXY
 ENV
 else
-  log "images ready: $BASE $HOST $WEB $DB $PROXY"
+  log "images ready: $BASE $SYSTEMD $PM2 $WEB $DB $PROXY"
 fi

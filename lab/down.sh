@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Stop and remove the lab: containers, network, compose project (volumes too with --volumes).
+# Stop and remove the lab: containers, network, compose project (its volume too with --volumes).
+# The fake flyctl's state file is removed with --volumes as well. Idempotent.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lab/lib.sh
 . "$here/lib.sh"
 volumes=()
-[ "${1:-}" = "--volumes" ] && volumes=(--volumes)
+case "${1:-}" in
+  --volumes) volumes=(--volumes) ;;
+  "") ;;
+  *) die "usage: lab/down.sh [--volumes]" ;;
+esac
+need_docker
 for pair in $LAB_HOSTS; do docker rm -f "${pair%%:*}" >/dev/null 2>&1 || true; done
-SRE_LAB_DB_IMAGE=x SRE_LAB_WEB_IMAGE=x SRE_LAB_PROXY_IMAGE=x compose down "${volumes[@]}" >/dev/null 2>&1 || true
+# the tags do not matter to 'down', but compose refuses a file whose variables are unset
+SRE_LAB_DB_IMAGE=x SRE_LAB_WEB_IMAGE=x SRE_LAB_PROXY_IMAGE=x compose down "${volumes[@]}" >/dev/null 2>&1 \
+  || die "compose down of $LAB_PROJECT failed"
 docker network rm "$LAB_NETWORK" >/dev/null 2>&1 || true
-log "lab removed"
+[ ${#volumes[@]} -gt 0 ] && rm -f "$LAB_FLY_STATE"
+log "lab removed${volumes:+ (with volumes)}"

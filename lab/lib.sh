@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Shared by lab/up.sh, lab/down.sh, lab/status.sh, lab/break.sh (sourced, not run).
+# Shared by lab/up.sh, lab/down.sh, lab/status.sh, lab/break.sh (sourced, not run; they set $here).
+# shellcheck shell=bash disable=SC2034
+: "${here:?lib.sh is sourced by the lab scripts, which set here=}"
 LAB_NETWORK=sre-lab
 LAB_PROJECT=ferreteria
 LAB_COMPOSE_FILE="$here/compose/docker-compose.prod.yml"
 LAB_FLY_STATE=${FAKE_FLY_STATE:-/var/lib/sre-fake-fly/state.json}
-# name:role pairs of the systemd-PID-1 lab hosts
+# name:role pairs of the systemd-PID-1 lab hosts (image: SRE_LAB_SYSTEMD_IMAGE / SRE_LAB_PM2_IMAGE)
 LAB_HOSTS="sre-lab-systemd:systemd sre-lab-pm2:pm2"
+# docker run options that boot systemd as PID 1 on this engine (cgroup v1, no --privileged)
+LAB_SYSTEMD_OPTS=(--cap-add SYS_ADMIN --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw
+  --tmpfs /run --tmpfs /run/lock --tmpfs /tmp -e container=docker)
 
 die() { echo "ERROR: $*" >&2; exit 1; }
 log() { echo ">> lab: $*" >&2; }
@@ -16,12 +21,18 @@ compose() { # docker compose v2 where present, else docker-compose v1
   else die "neither 'docker compose' nor 'docker-compose' is installed (apt-get install docker-compose)"; fi
 }
 
-wait_http() { # wait_http <label> <command...>: retry a health probe, bounded
+wait_http() { # wait_http <label> <command...>: retry a health probe, bounded (LAB_WAIT_S, default 90)
   local label=$1; shift
-  for _ in $(seq 1 60); do
+  local i
+  for ((i = 0; i < ${LAB_WAIT_S:-90}; i++)); do
     if "$@" >/dev/null 2>&1; then log "$label healthy"; return 0; fi
     sleep 1
   done
-  echo "WARN: $label not healthy after 60s" >&2
+  echo "WARN: $label not healthy after ${LAB_WAIT_S:-90}s" >&2
   return 1
+}
+
+need_docker() {
+  command -v docker >/dev/null || die "docker CLI not found (apt-get install docker.io)"
+  docker info >/dev/null 2>&1 || die "the Docker engine is not running (start dockerd, e.g. scripts/bootstrap.sh)"
 }

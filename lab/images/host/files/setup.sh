@@ -22,7 +22,7 @@ make_app() { # make_app <name> <env file contents>
   cp /opt/lab-app/src/server.js /opt/lab-app/src/package.json "/srv/$app/candidates/20260103000000Z/"
   ln -sfn /opt/lab-app/node_modules "/srv/$app/candidates/20260103000000Z/node_modules"
   echo 20260103000000Z > "/srv/$app/candidates/20260103000000Z/REVISION"
-  echo "bad: migration 0042 missing" > "/srv/$app/candidates/20260103000000Z/BAD"
+  cp /opt/lab-app/src/bad/BAD "/srv/$app/candidates/20260103000000Z/BAD"
   ln -sfn ./releases/20260102000000Z "/srv/$app/current"
   printf '%s\n' "$env" > "/srv/$app/shared/.env"
   chmod 0600 "/srv/$app/shared/.env"
