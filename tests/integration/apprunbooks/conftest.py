@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fixtures for the app runbooks (login, data_integrity, secrets, high_resource) on localhost.
+
+``app_db`` is a fresh database on the session's throwaway cluster with the lab app's schema
+(lab/app/schema.sql); ``playbook`` runs ``playbooks/<name>.yml`` with ansible-playbook against
+localhost and returns (rc, changed, output), asserting on every run that the cluster password
+never shows in the output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+SCHEMA = REPO / "lab" / "app" / "schema.sql"
+_COUNTER = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pg_can_reach_tmp(tmp_path_factory):
+    """initdb runs as 'postgres' and must traverse pytest's 0700 temp root (same as tests/integration/backup)."""
+    if os.geteuid() != 0:
+        return
+    base = tmp_path_factory.getbasetemp()
+    os.chmod(base, 0o711)
+    if base.parent.name.startswith("pytest-of-"):
+        os.chmod(base.parent, 0o711)
+
+
+@pytest.fixture
+def app_db(pg_cluster):
+    """A new database with the lab app's tables, dropped afterwards."""
+    name = "apprb_%d_%d" % (os.getpid(), next(_COUNTER))
+    pg_cluster.psql("CREATE DATABASE %s" % name)
+    pg_cluster.psql(SCHEMA.read_text(), dbname=name)
+    yield name
+    pg_cluster.psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+
+
+@pytest.fixture
+def playbook(pg_cluster, tmp_path, collections_path):
+    """run(name, variables, check=False, diff=False, verbosity=1) -> (rc, changed, output)."""
+
+    def run(name, variables=None, check=False, diff=False, verbosity=1):
+        merged = {
+            "sre_db_host": pg_cluster.host, "sre_db_port": pg_cluster.port, "sre_db_user": pg_cluster.user,
+            "sre_db_password": pg_cluster.password, "sre_state_dir": str(tmp_path / "state"),
+            "ansible_python_interpreter": sys.executable,
+        }
+        merged.update(variables or {})
+        varfile = tmp_path / ("vars-%d.json" % next(_COUNTER))
+        varfile.write_text(json.dumps(merged))
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+               "-e", "target=localhost", "-e", "@%s" % varfile, "playbooks/%s.yml" % name]
+        cmd += ["-" + "v" * verbosity] if verbosity else []
+        cmd += ["--check"] if check else []
+        cmd += ["--diff"] if diff else []
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"))
+        proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=300, check=False)
+        out = proc.stdout + proc.stderr
+        varfile.unlink()
+        assert pg_cluster.password not in out
+        recap = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)", out)
+        return proc.returncode, int(recap.group(2)) if recap else None, out
+
+    return run
+
+
+@pytest.fixture
+def incident_text(tmp_path):
+    """Everything the incident record callback wrote during the test (empty when it wrote nothing)."""
+
+    def read():
+        root = tmp_path / "incidents"
+        if not root.exists():
+            return ""
+        return "".join(p.read_text(errors="replace") for p in sorted(root.rglob("*")) if p.is_file())
+
+    return read
