@@ -5,7 +5,7 @@
 #   sre-lab-systemd:<hash>  the same image (saasresto under systemd behind Caddy, PostgreSQL)
 #   sre-lab-pm2:<hash>      FROM sre-lab-host + /etc/sre-lab/pm2: cookcam-api under pm2, no PostgreSQL
 #   sre-lab-web/db/proxy:<hash>  the compose project's images
-# Every tag carries a hash of its inputs: a rerun with unchanged inputs only checks and prints.
+# Every tag carries a hash of its own inputs: a rerun with unchanged inputs only checks and prints.
 #   lab/build.sh               build what is missing
 #   lab/build.sh --print-env   print `export SRE_LAB_*_IMAGE=...` lines (builds first if needed)
 # SRE_CACHE_DIR (default /var/cache/sre-runbooks) keeps the rootfs and node modules;
@@ -102,13 +102,20 @@ build_image() { # build_image <tag> <dockerfile dir> : context = lab dir + node 
   rm -rf "$ctx" "$ctx.log"
 }
 
-lab_hash=$( (echo "$base_hash $npm_hash"; hash_of app images) | sha256sum | cut -c1-12)
-HOST="$prefix-host:$lab_hash"
-SYSTEMD="$prefix-systemd:$lab_hash"
-PM2="$prefix-pm2:$lab_hash"
-WEB="$prefix-web:$lab_hash"
-DB="$prefix-db:$lab_hash"
-PROXY="$prefix-proxy:$lab_hash"
+# Each tag hashes what its Dockerfile copies (plus the base, and the node modules where it has them).
+img_hash() { # img_hash <extra words> -- <inputs...>
+  local words=()
+  while [ "$1" != "--" ]; do words+=("$1"); shift; done
+  shift
+  (echo "$base_hash ${words[*]}"; hash_of "$@") | sha256sum | cut -c1-12
+}
+host_hash=$(img_hash "$npm_hash" -- app images/host images/common)
+HOST="$prefix-host:$host_hash"
+SYSTEMD="$prefix-systemd:$host_hash"
+PM2="$prefix-pm2:$(img_hash "$host_hash" -- images/pm2)"
+WEB="$prefix-web:$(img_hash "$npm_hash" -- app images/web)"
+DB="$prefix-db:$(img_hash "$npm_hash" -- app images/db images/common images/host/files/db-password)"
+PROXY="$prefix-proxy:$(img_hash -- images/proxy)"
 build_image "$HOST" images/host
 have_image "$SYSTEMD" || docker tag "$HOST" "$SYSTEMD" || die "docker tag $SYSTEMD failed"
 if ! have_image "$PM2"; then
