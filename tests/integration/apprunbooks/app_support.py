@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Fixtures for the app runbooks (login, data_integrity, secrets, high_resource) on localhost.
+"""Fixtures for the app runbooks (data_integrity, secrets, high_resource) on localhost.
+
+Imported by the test modules (`from app_support import ...`): a conftest.py here would shadow tests/conftest.py.
 
 ``app_db`` is a fresh database on the session's throwaway cluster with the lab app's schema
 (lab/app/schema.sql); ``playbook`` runs ``playbooks/<name>.yml`` with ansible-playbook against
@@ -25,7 +27,7 @@ _COUNTER = itertools.count()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _pg_can_reach_tmp(tmp_path_factory):
+def pg_can_reach_tmp(tmp_path_factory):
     """initdb runs as 'postgres' and must traverse pytest's 0700 temp root (same as tests/integration/backup)."""
     if os.geteuid() != 0:
         return

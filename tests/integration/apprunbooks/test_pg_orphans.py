@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""sre.runbooks.pg_orphans against a throwaway database with the lab app's schema."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from app_support import app_db, pg_can_reach_tmp  # noqa: F401  pylint: disable=unused-import
+
+RELATIONS = [{"child": "categories", "column": "menu_id", "parent": "menus"},
+             {"child": "items", "column": "category_id", "parent": "categories", "parent_column": "id"}]
+
+
+@pytest.fixture
+def orphan_db(pg_cluster, app_db):
+    """Menu 1 with category 1 (2 items); category 2 points at a missing menu (orphan) and has 1 item;
+    items 4 and 5 point at a missing category. FK triggers are disabled while the orphans go in."""
+    pg_cluster.psql(
+        "INSERT INTO menus (id, name) VALUES (1, 'lunch');"
+        "INSERT INTO categories (id, menu_id, name) VALUES (1, 1, 'mains');"
+        "INSERT INTO items (id, category_id, name, price_cents) VALUES (1, 1, 'soup', 500), (2, 1, 'stew', 900);"
+        "ALTER TABLE categories DISABLE TRIGGER ALL; ALTER TABLE items DISABLE TRIGGER ALL;"
+        "INSERT INTO categories (id, menu_id, name) VALUES (2, 99, 'ghost');"
+        "INSERT INTO items (id, category_id, name, price_cents) VALUES (3, 2, 'ghost item', 100),"
+        " (4, 404, 'lost one', 200), (5, 404, 'lost two', 300);"
+        "ALTER TABLE categories ENABLE TRIGGER ALL; ALTER TABLE items ENABLE TRIGGER ALL;", dbname=app_db)
+    return app_db
+
+
+def ids(pg_cluster, db, table):
+    return pg_cluster.psql("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM %s" % table, dbname=db).strip()
+
+
+def test_counts_saves_and_deletes_in_passes(module_runner, pg_cluster, orphan_db, tmp_path):
+    args = dict(pg_cluster.login_args(orphan_db), relations=RELATIONS)
+    found = module_runner("pg_orphans", args)
+    assert found["rc"] == 0 and not found["changed"], found
+    assert [r["orphans"] for r in found["relations"]] == [1, 2] and found["total_orphans"] == 3
+    assert found["relations"][1]["sample"] == ["404"]
+    assert pg_cluster.password not in found["raw"]
+
+    save = tmp_path / "orphans.json"
+    planned = module_runner("pg_orphans", dict(args, state="absent", save_path=str(save)), check_mode=True)
+    assert planned["rc"] == 0 and planned["changed"] and planned["deleted"] == 0 and not save.exists(), planned
+    assert ids(pg_cluster, orphan_db, "items") == "1,2,3,4,5"
+
+    done = module_runner("pg_orphans", dict(args, state="absent", save_path=str(save)))
+    assert done["rc"] == 0 and done["changed"] and done["deleted"] == 4 and done["passes"] == 1, done
+    assert ids(pg_cluster, orphan_db, "categories") == "1" and ids(pg_cluster, orphan_db, "items") == "1,2"
+    doc = json.loads(save.read_text())
+    assert oct(os.stat(save).st_mode & 0o777) == "0o600"
+    saved = sorted((r["child"], row["id"]) for r in doc["relations"] for row in r["rows"])
+    assert saved == [("categories", 2), ("items", 3), ("items", 4), ("items", 5)] and doc["row_count"] == 4
+    assert {"id": 4, "category_id": 404, "name": "lost one", "price_cents": 200} in [
+        row for r in doc["relations"] for row in r["rows"]]
+
+    again = module_runner("pg_orphans", dict(args, state="absent", save_path=str(tmp_path / "second.json")))
+    assert again["rc"] == 0 and not again["changed"] and again["total_orphans"] == 0, again
+    assert not (tmp_path / "second.json").exists()
+
+
+def test_refuses_bad_identifiers_and_unknown_tables(module_runner, pg_cluster, orphan_db):
+    base = pg_cluster.login_args(orphan_db)
+    evil = {"child": 'items"; DROP TABLE items; --', "column": "category_id", "parent": "categories"}
+    bad = module_runner("pg_orphans", dict(base, relations=[evil]))
+    assert bad["rc"] == 1 and "invalid table name" in bad["msg"] and "Traceback" not in bad["raw"], bad
+    missing = module_runner("pg_orphans", dict(base, relations=[{"child": "items", "column": "nope", "parent": "categories"}]))
+    assert missing["rc"] == 1 and "has no column nope" in missing["msg"], missing
+    assert ids(pg_cluster, orphan_db, "items") == "1,2,3,4,5"
+
+
+def test_delete_rolls_back_when_a_row_is_still_referenced(module_runner, pg_cluster, orphan_db, tmp_path):
+    # Only the categories pair: deleting category 2 is blocked by item 3's enabled foreign key.
+    save = tmp_path / "o.json"
+    res = module_runner("pg_orphans", dict(pg_cluster.login_args(orphan_db), relations=RELATIONS[:1], state="absent",
+                                           save_path=str(save)))
+    assert res["rc"] == 1 and "NOT deleted" in res["msg"] and "items_category_id_fkey" in res["msg"], res
+    assert ids(pg_cluster, orphan_db, "categories") == "1,2"
+
+
+def test_deletes_from_a_read_only_database(module_runner, pg_cluster, orphan_db, tmp_path):
+    pg_cluster.psql("ALTER DATABASE %s SET default_transaction_read_only = on" % orphan_db)
+    res = module_runner("pg_orphans", dict(pg_cluster.login_args(orphan_db), relations=RELATIONS, state="absent",
+                                           save_path=str(tmp_path / "o.json")))
+    assert res["rc"] == 0 and res["deleted"] == 4, res
