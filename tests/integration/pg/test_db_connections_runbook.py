@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""db_connections runbook (role + playbooks) with ansible-playbook against localhost and the throwaway cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from conftest import REPO, ensure_collection_link
+
+ROLE = "dbconn_app"
+ROLE_PASSWORD = "dbconn-pw-5e1a"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pg_can_reach_tmp(tmp_path_factory):
+    """pytest makes its temp root 0700; initdb runs as 'postgres' and must traverse it (o+x only)."""
+    if os.geteuid() != 0:
+        return
+    base = tmp_path_factory.getbasetemp()
+    os.chmod(base, 0o711)
+    if base.parent.name.startswith("pytest-of-"):
+        os.chmod(base.parent, 0o711)
+
+
+@pytest.fixture(scope="module")
+def app_role(pg_cluster):
+    pg_cluster.psql("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN "
+                    "CREATE ROLE %s LOGIN PASSWORD '%s'; END IF; END$$" % (ROLE, ROLE, ROLE_PASSWORD))
+    return ROLE
+
+
+def playbook(cluster, name, tmp_path, app, check=False, **extra):
+    ensure_collection_link()
+    evars = {
+        "ansible_python_interpreter": sys.executable,
+        "sre_db_host": cluster.host, "sre_db_port": cluster.port, "sre_db_user": "postgres",
+        "sre_db_password": cluster.password, "sre_db_name": "postgres",
+        "sre_db_unix_socket": str(cluster.sockdir), "sre_db_admin_user": "postgres",
+        "db_connections_admin_become": False,
+        "db_connections_idle_after": 1, "db_connections_idle_in_transaction_after": 1,
+        "db_connections_long_query_after": 1,
+        "db_connections_applications": [app],
+    }
+    evars.update(extra)
+    varfile = tmp_path / ("vars-%s.json" % uuid.uuid4().hex[:6])
+    varfile.write_text(json.dumps(evars))
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+            "-e", "@%s" % varfile, str(REPO / "playbooks" / name)]
+    if check:
+        argv.append("--check")
+    env = dict(os.environ, SRE_INCIDENT_DIR=str(tmp_path / "incidents"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, env=env, timeout=300, check=False)
+    out = proc.stdout + proc.stderr
+    recap = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out)
+    assert recap, out
+    assert cluster.password not in out
+    ok, changed, unreachable, failed = (int(x) for x in recap.groups())
+    return proc.returncode, changed, failed, out
+
+
+def alive(cluster, pids):
+    out = cluster.psql("SELECT pid FROM pg_stat_activity WHERE pid IN (%s)" % ",".join(str(p) for p in pids))
+    return sorted(int(x) for x in out.split())
+
+
+@pytest.fixture
+def idle_sessions(pg_cluster, app_role):
+    app = "dbconn-test-%s" % uuid.uuid4().hex[:8]
+    conns = []
+    for dummy in range(4):
+        conn = psycopg2.connect(pg_cluster.dsn(user=ROLE, password=ROLE_PASSWORD, application_name=app))
+        conn.autocommit = True
+        conns.append(conn)
+    su = pg_cluster.connect(application_name=app)  # a superuser's session: never ended
+    conns.append(su)
+    time.sleep(1.5)
+    yield app, [c.get_backend_pid() for c in conns[:4]], su.get_backend_pid()
+    for conn in conns:
+        try:
+            conn.close()
+        except psycopg2.Error:
+            pass
+
+
+def test_diagnose_check_mode_changes_nothing(pg_cluster, idle_sessions, tmp_path):
+    app, pids, su_pid = idle_sessions
+    rc, changed, failed, out = playbook(pg_cluster, "db_connections_diagnose.yml", tmp_path, app, check=True)
+    assert rc == 0 and changed == 0 and failed == 0, out
+    assert "Diagnosis: status" in out and "idle over 1:" in out
+    assert alive(pg_cluster, pids + [su_pid]) == sorted(pids + [su_pid])
+
+
+def test_remediate_plan_then_confirm_then_idempotent(pg_cluster, idle_sessions, tmp_path):
+    app, pids, su_pid = idle_sessions
+
+    rc, changed, failed, out = playbook(pg_cluster, "db_connections_remediate.yml", tmp_path, app, sre_confirm=False)
+    assert rc == 0 and changed == 0 and failed == 0, out
+    assert "Plan: end 4 sessions" in out and "Not confirmed" in out
+    assert alive(pg_cluster, pids + [su_pid]) == sorted(pids + [su_pid])
+
+    rc, changed, failed, out = playbook(pg_cluster, "db_connections_remediate.yml", tmp_path, app, sre_confirm=True)
+    assert rc == 0 and failed == 0 and changed >= 1, out
+    assert "terminated 4 sessions" in out, out
+    assert alive(pg_cluster, pids + [su_pid]) == [su_pid]
+    assert "Saturation now" in out
+
+    rc, changed, failed, out = playbook(pg_cluster, "db_connections_remediate.yml", tmp_path, app, sre_confirm=True)
+    assert rc == 0 and changed == 0 and failed == 0, out
+    assert "Plan: end 0 sessions" in out
+
+
+def test_remediate_check_mode_confirmed_touches_nothing(pg_cluster, idle_sessions, tmp_path):
+    app, pids, su_pid = idle_sessions
+    rc, changed, failed, out = playbook(pg_cluster, "db_connections_remediate.yml", tmp_path, app, check=True,
+                                        sre_confirm=True)
+    assert rc == 0 and failed == 0, out
+    assert alive(pg_cluster, pids + [su_pid]) == sorted(pids + [su_pid])
