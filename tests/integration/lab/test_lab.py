@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
-
+REPO = Path(__file__).resolve().parents[3]  # not from conftest: another directory's conftest can shadow it
 LAB = REPO / "lab"
 FLYCTL = LAB / "fake-flyctl" / "flyctl"
 BANNER = "flyctl: FAKE (sre.runbooks lab stand-in, not Fly.io)"
