@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/secrets_*.yml against the running lab: lab-systemd's env file and lab-fly (the FAKE flyctl)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+CONTAINER = "sre-lab-systemd"
+def playbook(tmp_path, name, extra=None, check=False, verbosity=1, varfile=None, host="lab-systemd"):
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/%s.yml" % name, "-l", host,
+           "-e", json.dumps(extra or {})]
+    cmd += ["-e", "@%s" % varfile] if varfile else []
+    cmd += ["-" + "v" * verbosity] if verbosity else []
+    cmd += ["--check"] if check else []
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"),
+               FAKE_FLY_STATE=str(tmp_path / "fly" / "state.json"))
+    proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=300, check=False)
+    out = proc.stdout + proc.stderr
+    recap = re.search(host + r"\s+: ok=\d+\s+changed=(\d+)", out)
+    return proc.returncode, int(recap.group(1)) if recap else None, out
+
+
+ENV_FILE = "/srv/saasresto/shared/.env"
+VALUE = "lab-test-Secret-9f3b7c1e"
+REQUIRED = {"secrets_required": ["DATABASE_URL", "SRE_TEST_SECRET"], "secrets_restart": False}
+
+
+@pytest.fixture
+def env_file():
+    """Keep lab-systemd's env file and put it back byte for byte (mode and owner too)."""
+    subprocess.run(["docker", "exec", CONTAINER, "cp", "-p", ENV_FILE, "/tmp/sre-secrets-test.env"], check=True)
+    yield
+    subprocess.run(["docker", "exec", CONTAINER, "sh", "-c", "cp -p /tmp/sre-secrets-test.env %s && rm /tmp/sre-secrets-test.env"
+                    % ENV_FILE], check=True)
+
+
+def names_in_env_file():
+    out = subprocess.run(["docker", "exec", CONTAINER, "cut", "-d=", "-f1", ENV_FILE], capture_output=True, text=True,
+                         check=True).stdout
+    return out.split()
+
+
+def vault_file(tmp_path, name, value):
+    path = tmp_path / "secrets.json"
+    path.write_text(json.dumps({"secrets_values": {name: value}}))
+    return path
+
+
+def test_envfile_missing_name_is_reported_then_set(tmp_path, env_file):
+    varfile = vault_file(tmp_path, "SRE_TEST_SECRET", VALUE)
+    outputs = []
+    rc, changed, out = playbook(tmp_path, "secrets_diagnose", REQUIRED, check=True)
+    outputs.append(out)
+    assert rc == 0 and changed == 0 and "missing: SRE_TEST_SECRET;" in out, out
+
+    rc, changed, out = playbook(tmp_path, "secrets_remediate", REQUIRED, varfile=varfile, verbosity=3)
+    outputs.append(out)
+    assert rc == 0 and changed == 0 and "Not confirmed" in out and "SRE_TEST_SECRET" not in names_in_env_file(), out
+
+    rc, changed, out = playbook(tmp_path, "secrets_remediate", dict(REQUIRED, sre_confirm="yes"), varfile=varfile,
+                                verbosity=3)
+    outputs.append(out)
+    assert rc == 0 and changed == 1 and "Set SRE_TEST_SECRET in %s" % ENV_FILE in out, out
+    assert "SRE_TEST_SECRET" in names_in_env_file()
+
+    rc, changed, out = playbook(tmp_path, "secrets_remediate", dict(REQUIRED, sre_confirm="yes"), varfile=varfile)
+    outputs.append(out)
+    assert rc == 0 and changed == 0 and "already set" in out and "missing: none;" in out, out
+    incidents = "".join(p.read_text() for p in (tmp_path / "incidents").rglob("*") if p.is_file())
+    for text in outputs + [incidents]:
+        assert VALUE not in text
+
+
+def test_fly_missing_name_is_set_through_flyctl(tmp_path):
+    varfile = vault_file(tmp_path, "SRE_TEST_SECRET", VALUE)
+    extra = {"secrets_required": ["DATABASE_URL", "SRE_TEST_SECRET"]}
+    rc, changed, out = playbook(tmp_path, "secrets_diagnose", extra, host="lab-fly", check=True)
+    assert rc == 0 and changed == 0 and "missing: SRE_TEST_SECRET;" in out, out
+
+    rc, changed, out = playbook(tmp_path, "secrets_remediate", dict(extra, sre_confirm="yes"), varfile=varfile,
+                                host="lab-fly", verbosity=3)
+    assert rc == 0 and changed == 1 and "Set SRE_TEST_SECRET in Fly app hotdash-production" in out, out
+    assert VALUE not in out
+    state = json.loads((tmp_path / "fly" / "state.json").read_text())
+    assert VALUE not in json.dumps(state) and "SRE_TEST_SECRET" in json.dumps(state)
+
+    rc, changed, out = playbook(tmp_path, "secrets_remediate", dict(extra, sre_confirm="yes"), varfile=varfile,
+                                host="lab-fly")
+    assert rc == 0 and changed == 0 and "missing: none;" in out, out
