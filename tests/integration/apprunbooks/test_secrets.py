@@ -14,6 +14,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 CONTAINER = "sre-lab-systemd"
+
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(
+        subprocess.run(["docker", "inspect", CONTAINER], capture_output=True, check=False).returncode != 0,
+        reason="docker inspect %s failed: the lab is not running (lab/up.sh)" % CONTAINER),
+]
+
+
 def playbook(tmp_path, name, extra=None, check=False, verbosity=1, varfile=None, host="lab-systemd"):
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/%s.yml" % name, "-l", host,
            "-e", json.dumps(extra or {})]
