@@ -49,9 +49,9 @@ def app_db(pg_cluster):
 
 @pytest.fixture
 def playbook(pg_cluster, tmp_path, collections_path):
-    """run(name, variables, check=False, diff=False, verbosity=1) -> (rc, changed, output)."""
+    """run(name, variables, check=False, diff=False, verbosity=1, env=None) -> (rc, changed, output)."""
 
-    def run(name, variables=None, check=False, diff=False, verbosity=1):
+    def run(name, variables=None, check=False, diff=False, verbosity=1, env=None):
         merged = {
             "sre_db_host": pg_cluster.host, "sre_db_port": pg_cluster.port, "sre_db_user": pg_cluster.user,
             "sre_db_password": pg_cluster.password, "sre_state_dir": str(tmp_path / "state"),
@@ -65,8 +65,9 @@ def playbook(pg_cluster, tmp_path, collections_path):
         cmd += ["-" + "v" * verbosity] if verbosity else []
         cmd += ["--check"] if check else []
         cmd += ["--diff"] if diff else []
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"))
-        proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=300, check=False)
+        run_env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"))
+        run_env.update(env or {})
+        proc = subprocess.run(cmd, cwd=str(REPO), env=run_env, capture_output=True, text=True, timeout=300, check=False)
         out = proc.stdout + proc.stderr
         varfile.unlink()
         assert pg_cluster.password not in out
