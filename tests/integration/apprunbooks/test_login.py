@@ -63,8 +63,6 @@ def test_diagnose_finds_the_user(tmp_path):
     rc, changed, out = playbook(tmp_path, "login_diagnose", {"login_email": EMAIL}, check=True)
     assert rc == 0 and changed == 0, out
     assert "User %s: found, id" % EMAIL in out and "expired_sessions" in out, out
-    rc, changed, out = playbook(tmp_path, "login_diagnose", {"login_email": "nobody@lab.example"})
-    assert rc == 0 and changed == 0 and "user_missing" in out, out
 
 
 def test_remediate_deletes_exactly_the_expired_sessions(tmp_path, lab_snapshot):
@@ -73,8 +71,6 @@ def test_remediate_deletes_exactly_the_expired_sessions(tmp_path, lab_snapshot):
     rc, changed, out = playbook(tmp_path, "login_remediate", {"login_email": EMAIL})
     assert rc == 0 and changed == 0 and "Not confirmed: would delete %d" % expired in out, out
     assert int(psql(TOTAL)) == total
-    rc, changed, out = playbook(tmp_path, "login_remediate", {"login_email": EMAIL, "sre_confirm": "yes"}, check=True)
-    assert rc == 0 and changed == 0 and int(psql(TOTAL)) == total, out
 
     rc, changed, out = playbook(tmp_path, "login_remediate", {"login_email": EMAIL, "sre_confirm": "yes"})
     assert rc == 0 and changed == 1 and "Deleted %d expired sessions" % expired in out, out
