@@ -27,7 +27,7 @@ try:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
     from cryptography.x509.oid import NameOID
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
@@ -279,10 +279,34 @@ def is_self_issued(cert):
     return cert.issuer == cert.subject
 
 
+def _verify_issued_by(cert, issuer):
+    """cryptography >= 40: verify_directly_issued_by. Older (Debian bookworm has 38): the same check by hand.
+
+    Raises ValueError (names differ, unsupported), TypeError (key type), InvalidSignature.
+    """
+    method = getattr(cert, "verify_directly_issued_by", None)
+    if method is not None:
+        method(issuer)
+        return
+    if cert.issuer != issuer.subject:
+        raise ValueError("issuer name does not match")
+    key = issuer.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if cert.signature_hash_algorithm is None:
+            raise ValueError("unsupported signature algorithm")
+        key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+    elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        key.verify(cert.signature, cert.tbs_certificate_bytes)
+    else:
+        raise TypeError("unsupported issuer key type")
+
+
 def signed_by(cert, issuer):
     """True when issuer's key signed cert (names must match too)."""
     try:
-        cert.verify_directly_issued_by(issuer)
+        _verify_issued_by(cert, issuer)
         return True
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
@@ -293,7 +317,7 @@ def is_self_signed(cert):
     if not is_self_issued(cert):
         return False
     try:
-        cert.verify_directly_issued_by(cert)
+        _verify_issued_by(cert, cert)
         return True
     except InvalidSignature:
         return False

@@ -78,7 +78,7 @@ options:
     type: int
     default: 32
 requirements:
-  - cryptography >= 40.0
+  - cryptography >= 38.0 (Debian bookworm's C(python3-cryptography) works)
 notes:
   - The trust store is the first of C(/etc/ssl/certs/ca-certificates.crt), C(/etc/pki/tls/certs/ca-bundle.crt),
     C(/etc/ssl/ca-bundle.pem) and C(/etc/ssl/cert.pem) that exists, plus O(ca_cert).

@@ -88,3 +88,46 @@ def test_parse_endpoint_rejects(spec):
 def test_endpoint_target():
     assert _tls.endpoint_target(_tls.parse_endpoint("[::1]:443")) == "[::1]:443"
     assert _tls.endpoint_target(_tls.parse_endpoint("example.com")) == "example.com:443"
+
+
+class _Cryptography38:
+    """A certificate as cryptography < 40 shows it: without verify_directly_issued_by."""
+
+    def __init__(self, cert):
+        self._cert = cert
+
+    def __getattr__(self, name):
+        if name == "verify_directly_issued_by":
+            raise AttributeError(name)
+        return getattr(self._cert, name)
+
+
+@pytest.mark.parametrize("key_kind", ["ec", "rsa", "ed25519"])
+def test_signature_check_without_verify_directly_issued_by(key_kind):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.x509.oid import NameOID
+
+    def key():
+        if key_kind == "ec":
+            return ec.generate_private_key(ec.SECP256R1())
+        if key_kind == "rsa":
+            return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return ed25519.Ed25519PrivateKey.generate()
+
+    def cert(cn, subject_key, issuer_name, signer):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name or name)
+                   .public_key(subject_key.public_key()).serial_number(1)
+                   .not_valid_before(NOW - datetime.timedelta(days=1)).not_valid_after(NOW + datetime.timedelta(days=9)))
+        return builder.sign(signer, None if key_kind == "ed25519" else hashes.SHA256())
+
+    ca_key, other_key, leaf_key = key(), key(), key()
+    ca = cert("ca", ca_key, None, ca_key)
+    impostor = cert("ca", other_key, None, other_key)
+    leaf = cert("leaf", leaf_key, ca.subject, ca_key)
+    assert _tls.signed_by(_Cryptography38(leaf), ca) is True
+    assert _tls.signed_by(_Cryptography38(leaf), impostor) is False
+    assert _tls.signed_by(_Cryptography38(ca), leaf) is False
+    assert _tls.is_self_signed(_Cryptography38(ca)) is True
