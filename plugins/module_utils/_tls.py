@@ -303,6 +303,14 @@ def _verify_issued_by(cert, issuer):
         raise TypeError("unsupported issuer key type")
 
 
+def is_ca(cert):
+    """True when the basic constraints extension says CA (an intermediate or a root)."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
 def signed_by(cert, issuer):
     """True when issuer's key signed cert (names must match too)."""
     try:
@@ -489,6 +497,7 @@ def describe(certs, store, now, server_name=None, extra_pool=()):
         "key_type": key_type,
         "key_bits": key_bits,
         "signature_algorithm": _signature_algorithm(leaf),
+        "is_ca": is_ca(leaf),
     }
     return entry, earliest_name
 
@@ -497,7 +506,7 @@ def empty_entry(target, server_name, category, message):
     entry = dict((key, None) for key in (
         "subject", "issuer", "serial", "fingerprint_sha256", "not_before", "not_after", "days_left", "expired",
         "hostname_match", "chain_valid", "chain_error", "self_signed", "earliest_expiry_days", "key_type",
-        "key_bits", "signature_algorithm"))
+        "key_bits", "signature_algorithm", "is_ca"))
     entry.update({"target": target, "server_name": server_name, "sans": [], "chain": [],
                   "error_category": category, "error": message})
     return entry
@@ -527,7 +536,12 @@ def assess(entry, earliest_name, warn_days, critical_days, is_file=False):
     if entry["hostname_match"] is False:
         findings.add("critical", "hostname_mismatch", "%s: %s is not in the certificate names (%s)" % (
             target, entry["server_name"], ", ".join(entry["sans"]) or entry["subject"]), target=target)
-    if entry["self_signed"] and not entry["chain_valid"]:
+    if is_file and entry.get("is_ca"):
+        # a CA certificate kept on disk (Caddy's local authority, chain.pem): its own trust is not a finding,
+        # the leaves it signs carry chain_invalid when it matters; only its dates count
+        findings.add("info", "ca_certificate", "%s: CA certificate%s" % (
+            target, "" if entry["chain_valid"] else " (%s)" % entry["chain_error"]), target=target)
+    elif entry["self_signed"] and not entry["chain_valid"]:
         findings.add("critical", "self_signed", "%s: self-signed certificate %s, not trusted" % (
             target, entry["subject"]), target=target)
     elif entry["self_signed"]:

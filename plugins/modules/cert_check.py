@@ -118,7 +118,8 @@ findings:
   description:
     - What is wrong, as C({severity, code, message, target}). Codes are C(expired), C(expiring_critical),
       C(expiring_warning), C(hostname_mismatch), C(chain_invalid), C(self_signed), C(intermediate_expires_first),
-      C(unreachable) and C(unreadable).
+      C(unreachable), C(unreadable) and, as V(info) for a CA certificate file (a root or an intermediate found
+      beside the leaves, whose own trust is not judged), C(ca_certificate).
   returned: always
   type: list
   elements: dict
@@ -202,6 +203,9 @@ certificates:
     signature_algorithm:
       description: Signature algorithm of the leaf, for example V(sha256WithRSAEncryption).
       type: str
+    is_ca:
+      description: Whether the leaf is a CA certificate (basic constraints); null when nothing was read.
+      type: bool
     status:
       description: V(ok), V(warning), V(critical), or V(unreachable) for an endpoint that could not be read.
       type: str
