@@ -32,7 +32,7 @@ unit:
 	@STAGES=unit scripts/test.sh
 
 integration:
-	@STAGES=integration scripts/test.sh
+	@STAGES="lab integration" scripts/test.sh
 
 sanity:
 	@STAGES=sanity scripts/test.sh

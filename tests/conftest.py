@@ -185,3 +185,23 @@ def run_module(name, args, check_mode=False, diff=False, timeout=600, env=None):
 @pytest.fixture(scope="session")
 def module_runner(collections_path):
     return run_module
+
+
+# ---- the lab must not be skipped silently in `make test` ------------------------------------------
+# Tests that need the running lab skip when it is absent (handy by hand). scripts/test.sh starts the
+# lab first and sets SRE_LAB_REQUIRED=1: then any such skip fails the session with its reason.
+_LAB_SKIPS: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        if "lab" in reason.lower() and ("not running" in reason or "lab/up.sh" in reason or "lab-up" in reason):
+            _LAB_SKIPS.append("%s: %s" % (report.nodeid, reason))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("SRE_LAB_REQUIRED") == "1" and _LAB_SKIPS:
+        sys.stderr.write("\nSRE_LAB_REQUIRED=1 but %d test(s) skipped for want of the lab:\n  %s\n"
+                         % (len(_LAB_SKIPS), "\n  ".join(_LAB_SKIPS[:10])))
+        session.exitstatus = 1

@@ -35,7 +35,8 @@ def make_inventory(base: Path) -> Path:
     vault.write_text("---\nvault_sre_db_password: %s\nvault_api_token: token-%s\n" % (CANARY, CANARY[::-1]))
     pwfile = base / "vault-pass"
     pwfile.write_text(VAULT_PASSWORD + "\n")
-    subprocess.run([str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(pwfile), str(vault)],
+    subprocess.run([str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(pwfile),
+                    "--encrypt-vault-id", "default", str(vault)],
                    check=True, capture_output=True, cwd=str(REPO))
     assert CANARY not in vault.read_text()
     return inv
