@@ -27,6 +27,9 @@ log() { echo ">> lab: $*" >&2; }
 command -v docker >/dev/null || die "docker CLI not found (apt-get install docker.io, or run scripts/bootstrap.sh)"
 docker info >/dev/null 2>&1 || die "the Docker engine is not running (start it: scripts/bootstrap.sh starts dockerd)"
 mkdir -p "$cache" 2>/dev/null || die "cannot create the cache directory $cache"
+# One build at a time per cache and prefix (make demo, make test and molecule may start together).
+exec 9>"$cache/build-$prefix.lock"
+flock -w 1800 9 || die "another lab build still holds $cache/build-$prefix.lock after 30 minutes"
 docker_root=$(docker info -f '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker)
 
 hash_of() { # hash_of <files/dirs...>: content hash of the given inputs (names + bytes)
@@ -39,7 +42,7 @@ need_space() { # need_space <dir> <MiB>
 }
 
 # ---- base image -------------------------------------------------------------------------------
-INCLUDE="systemd,systemd-sysv,dbus,python3,python3-psycopg2,python3-apt,postgresql,postgresql-client,nodejs,procps,iproute2,iputils-ping,curl,ca-certificates,openssl,nginx,caddy,sudo,git,less,gzip,xz-utils,cron"
+INCLUDE="systemd,systemd-sysv,dbus,python3,python3-psycopg2,python3-apt,python3-cryptography,postgresql,postgresql-client,nodejs,procps,iproute2,iputils-ping,curl,ca-certificates,openssl,nginx,caddy,sudo,git,less,gzip,xz-utils,cron"
 base_hash=$( (echo "$INCLUDE"; sed -n '/^# ---- base image/,/^# ---- end base/p' "$0") | sha256sum | cut -c1-12)
 BASE="$prefix-base:$base_hash"
 if ! have_image "$BASE"; then
