@@ -42,7 +42,7 @@ need_space() { # need_space <dir> <MiB>
 }
 
 # ---- base image -------------------------------------------------------------------------------
-INCLUDE="systemd,systemd-sysv,dbus,python3,python3-psycopg2,python3-apt,python3-cryptography,postgresql,postgresql-client,nodejs,procps,iproute2,iputils-ping,curl,ca-certificates,openssl,nginx,caddy,sudo,git,less,gzip,xz-utils,cron"
+INCLUDE="systemd,systemd-sysv,dbus,python3,python3-psycopg2,python3-apt,python3-cryptography,python3-cffi-backend,postgresql,postgresql-client,nodejs,procps,iproute2,iputils-ping,curl,ca-certificates,openssl,nginx,caddy,sudo,git,less,gzip,xz-utils,cron"
 base_hash=$( (echo "$INCLUDE"; sed -n '/^# ---- base image/,/^# ---- end base/p' "$0") | sha256sum | cut -c1-12)
 BASE="$prefix-base:$base_hash"
 if ! have_image "$BASE"; then
