@@ -46,3 +46,76 @@ def test_orphans_found_saved_deleted_only_when_confirmed_and_once(playbook, pg_c
 
     rc, changed, out = playbook("data_integrity_remediate", dict(variables, sre_confirm="yes"))
     assert rc == 0 and changed == 0 and len(list(save_dir.glob("*.json"))) == 1, out
+
+
+CHAINED = [{"child": "categories", "column": "menu_id", "parent": "menus", "parent_column": "id"},
+           {"child": "items", "column": "category_id", "parent": "categories", "parent_column": "id"}]
+
+
+def chained_orphans(pg_cluster, db):
+    """Category 2 points at a missing menu and item 3 sits under it (a foreign key still holds item 3 to
+    category 2); items 4 and 5 point at a missing category."""
+    pg_cluster.psql(
+        "INSERT INTO menus (id, name) VALUES (1, 'lunch');"
+        "INSERT INTO categories (id, menu_id, name) VALUES (1, 1, 'mains');"
+        "INSERT INTO items (id, category_id, name, price_cents) VALUES (1, 1, 'soup', 500), (2, 1, 'stew', 900);"
+        "ALTER TABLE categories DISABLE TRIGGER ALL; ALTER TABLE items DISABLE TRIGGER ALL;"
+        "INSERT INTO categories (id, menu_id, name) VALUES (2, 99, 'ghost');"
+        "INSERT INTO items (id, category_id, name, price_cents) VALUES (3, 2, 'ghost item', 100),"
+        " (4, 404, 'lost one', 200), (5, 404, 'lost two', 300);"
+        "ALTER TABLE categories ENABLE TRIGGER ALL; ALTER TABLE items ENABLE TRIGGER ALL;", dbname=db)
+
+
+def rows_of(pg_cluster, db, table):
+    return json.loads(pg_cluster.psql("SELECT coalesce(json_agg(t ORDER BY id), '[]') FROM %s t" % table, dbname=db))
+
+
+def test_saved_json_holds_exactly_the_deleted_rows_of_chained_orphans(playbook, pg_cluster, app_db, tmp_path):
+    """One pg_orphans transaction: what is counted is planned, what is deleted is exactly what was saved,
+    rows orphaned by a delete in the same run (item 3 under the orphan category) included."""
+    chained_orphans(pg_cluster, app_db)
+    before = {t: rows_of(pg_cluster, app_db, t) for t in ("categories", "items")}
+    save_dir = tmp_path / "saved"
+    variables = {"sre_db_name": app_db, "data_integrity_relations": CHAINED, "data_integrity_save_dir": str(save_dir)}
+
+    rc, changed, out = playbook("data_integrity_remediate", dict(variables, sre_confirm="yes"), check=True)
+    flat = " ".join(out.split())
+    assert rc == 0 and changed == 0 and not save_dir.exists(), out
+    assert "would stop writes (readonly), save 3 orphan rows" in flat, out
+    assert "(categories.menu_id: 1, items.category_id: 2; rows orphaned by those deletes" in flat, out
+    assert {t: rows_of(pg_cluster, app_db, t) for t in before} == before
+
+    rc, changed, out = playbook("data_integrity_remediate", dict(variables, sre_confirm="yes"))
+    flat = " ".join(out.split())
+    assert rc == 0 and changed > 0, out
+    assert "Deleted 4 orphan rows (categories.menu_id: 1, items.category_id: 3)" in flat, out
+    saved = list(save_dir.glob("*.json"))
+    assert len(saved) == 1 and oct(saved[0].stat().st_mode & 0o777) == "0o600", saved
+    doc = json.loads(saved[0].read_text())
+    assert doc["kind"] == "sre.runbooks.pg_orphans" and doc["database"] == app_db and doc["row_count"] == 4
+    saved_rows = {}
+    for rel in doc["relations"]:
+        saved_rows.setdefault(rel["child"], []).extend(rel["rows"])
+    for table in ("categories", "items"):
+        after = rows_of(pg_cluster, app_db, table)
+        deleted = [row for row in before[table] if row not in after]
+        assert sorted(saved_rows[table], key=lambda r: r["id"]) == deleted, table  # same rows, same values
+    assert [r["id"] for r in rows_of(pg_cluster, app_db, "items")] == [1, 2]
+    assert pg_cluster.psql("SHOW default_transaction_read_only", dbname=app_db).strip() == "off"
+
+    rc, changed, out = playbook("data_integrity_remediate", dict(variables, sre_confirm="yes"))
+    assert rc == 0 and changed == 0 and "No orphan rows" in out and len(list(save_dir.glob("*.json"))) == 1, out
+
+
+def test_a_refused_delete_deletes_nothing_and_restores_writes(playbook, pg_cluster, app_db, tmp_path):
+    """Only the categories pair: item 3's foreign key refuses category 2's delete. Nothing at all may be
+    deleted (the item orphans counted by other pairs neither), and writes come back."""
+    chained_orphans(pg_cluster, app_db)
+    variables = {"sre_db_name": app_db, "data_integrity_relations": CHAINED[:1] + [
+        {"child": "sessions", "column": "user_id", "parent": "users", "parent_column": "id"}],
+        "data_integrity_save_dir": str(tmp_path / "saved"), "sre_confirm": "yes"}
+    rc, _, out = playbook("data_integrity_remediate", variables)
+    assert rc != 0 and "items_category_id_fkey" in out and "NOT deleted" in out, out
+    assert item_ids(pg_cluster, app_db) == "1,2,3,4,5"
+    assert pg_cluster.psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM categories", dbname=app_db).strip() == "1,2"
+    assert pg_cluster.psql("SHOW default_transaction_read_only", dbname=app_db).strip() == "off"
