@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""meta/runtime.yml: every module is in an action group (module_defaults: group/sre.runbooks.<group>), and
+the modules that take the shared PostgreSQL connection options are in the postgres group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if not p.name.startswith("_"))
+
+
+def groups():
+    runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
+    out = {}
+    for name, members in runtime["action_groups"].items():
+        out[name] = [m for m in members if isinstance(m, str)]
+        for meta in (m["metadata"] for m in members if isinstance(m, dict) and "metadata" in m):
+            out[name] += [("extends", g) for g in meta.get("extend_group", [])]
+    return out
+
+
+def test_every_module_is_in_exactly_one_group_and_all_extends_them():
+    found = groups()
+    plain = {name: [m for m in members if isinstance(m, str)] for name, members in found.items() if name != "all"}
+    placed = sorted(m for members in plain.values() for m in members)
+    assert placed == MODULES, "modules missing from (or doubled in) meta/runtime.yml action_groups"
+    assert sorted(g for _, g in found["all"]) == sorted(plain), "group 'all' must extend every group"
+
+
+def test_postgres_connection_modules_are_in_the_postgres_group():
+    uses_pg_args = sorted(m for m in MODULES
+                          if "postgres_argument_spec" in (REPO / "plugins" / "modules" / (m + ".py")).read_text())
+    assert uses_pg_args and sorted(groups()["postgres"]) == uses_pg_args
