@@ -1,0 +1,191 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""high_resource on localhost (no lab): the temporary swap step never formats or overwrites a file that is
+already there, a refused swapon is a finding with changed=0 run after run, and diagnose tolerates only a
+kernel log that is not available (a real journalctl error fails the run).
+
+Swap is really enabled (a few MB, swapped off again) only where this host allows swapon; the refused path
+uses tmpfs (/dev/shm), where the kernel refuses swap files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+FLYCTL = REPO / "lab" / "fake-flyctl" / "flyctl"
+LABEL = "sre-runbooks"
+
+
+def run(tmp_path, playbook, variables, check=False, env=None):
+    varfile = tmp_path / "vars.json"
+    varfile.write_text(json.dumps(dict(variables, ansible_python_interpreter=sys.executable)))
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+           "-e", "target=localhost", "-e", "@%s" % varfile, str(playbook), "-v"] + (["--check"] if check else [])
+    run_env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"),
+                   FAKE_FLY_STATE=str(tmp_path / "fly" / "state.json"))
+    run_env.update(env or {})
+    proc = subprocess.run(cmd, cwd=str(REPO), env=run_env, capture_output=True, text=True, timeout=300, check=False)
+    out = proc.stdout + proc.stderr
+    recap = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", out)
+    return proc.returncode, int(recap.group(1)) if recap else None, " ".join(out.split())
+
+
+@pytest.fixture
+def swap_step(tmp_path, collections_path):
+    """run(swap_file, mb=8, apply=True, check=False) -> (rc, changed, out): the role's swap step alone."""
+    book = tmp_path / "swap.yml"
+    book.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                    "    - ansible.builtin.include_role:\n        name: sre.runbooks.high_resource\n"
+                    "        tasks_from: remediate/swap_file.yml\n")
+
+    def go(swap_file, mb=8, apply=True, check=False):
+        return run(tmp_path, book, {"high_resource_swap_file": str(swap_file), "high_resource_swap_mb": mb,
+                                    "high_resource_apply": apply and not check}, check=check)
+
+    return go
+
+
+def active(path):
+    return str(path) in [line.split()[0] for line in Path("/proc/swaps").read_text().splitlines()[1:]]
+
+
+def blkid(path):
+    proc = subprocess.run(["blkid", "-p", "-o", "export", str(path)], capture_output=True, text=True, check=False)
+    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+
+
+def swapon_allowed():
+    """Whether this host lets root enable a swap file in the temp directory (probe with 1 MB, swapped off)."""
+    if os.geteuid() != 0:
+        return False
+    with tempfile.TemporaryDirectory(dir=tempfile.gettempdir()) as tmp:
+        probe = Path(tmp) / "probe"
+        probe.write_bytes(b"\0" * (1 << 20))
+        probe.chmod(0o600)
+        if subprocess.run(["mkswap", str(probe)], capture_output=True, check=False).returncode != 0:
+            return False
+        if subprocess.run(["swapon", str(probe)], capture_output=True, check=False).returncode != 0:
+            return False
+        subprocess.run(["swapoff", str(probe)], check=True)
+        return True
+
+
+def test_refused_swapon_is_a_finding_unchanged_every_run(swap_step):
+    if subprocess.run(["stat", "-f", "-c", "%T", "/dev/shm"], capture_output=True, text=True,
+                      check=False).stdout.strip() != "tmpfs" or os.geteuid() != 0:
+        pytest.skip("needs root and a tmpfs /dev/shm (tmpfs refuses swap files)")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+        swap = Path(tmp) / "swapfile"
+        for _ in range(2):  # idempotent: the same finding, nothing changed, no file left
+            rc, changed, out = swap_step(swap)
+            assert rc == 0 and changed == 0, out
+            assert "swap_refused" in out and "swapon %s was refused (swapon:" % swap in out, out
+            assert "the file made for it was removed" in out and not swap.exists() and not active(swap)
+
+
+def test_an_existing_file_is_never_formatted_or_overwritten(swap_step, tmp_path):
+    data = tmp_path / "data.img"
+    data.write_bytes(b"precious data, not swap\n" * 1000)
+    before = (data.read_bytes(), data.stat().st_mtime_ns)
+    foreign = tmp_path / "other.swap"
+    foreign.write_bytes(b"\0" * (1 << 20))
+    foreign.chmod(0o600)
+    subprocess.run(["mkswap", "--label", "someone-else", str(foreign)], capture_output=True, check=True)
+    uuid = blkid(foreign)["UUID"]
+
+    for path, what in ((data, "signature none"), (foreign, "signature swap, label someone-else")):
+        for check in (True, False):
+            rc, changed, out = swap_step(path, check=check)
+            assert rc == 0 and changed == 0, out
+            assert "swap_file_exists" in out and "(%s)" % what in out and "not touched" in out, out
+            assert not active(path)
+    assert (data.read_bytes(), data.stat().st_mtime_ns) == before
+    assert blkid(foreign)["UUID"] == uuid and blkid(foreign)["LABEL"] == "someone-else"
+
+
+def test_plan_only_without_confirm_or_under_check(swap_step, tmp_path):
+    swap = tmp_path / "planned.swap"
+    rc, changed, out = swap_step(swap, apply=False)
+    assert rc == 0 and changed == 0 and "Would create a 8 MB swap file at %s and enable it (not confirmed)." % swap in out
+    rc, changed, out = swap_step(swap, check=True)
+    assert rc == 0 and changed == 0 and "(check mode)." in out and not swap.exists(), out
+
+
+@pytest.fixture
+def real_swap(tmp_path):
+    if not swapon_allowed():
+        pytest.skip("this host refuses swapon in %s (the refused path is tested on tmpfs)" % tempfile.gettempdir())
+    swap = tmp_path / "sre.swap"
+    yield swap
+    if active(swap):
+        subprocess.run(["swapoff", str(swap)], check=True)
+
+
+def test_created_once_then_ok_and_our_inactive_file_is_enabled_not_reformatted(swap_step, real_swap):
+    rc, changed, out = swap_step(real_swap)
+    assert rc == 0 and changed == 1 and active(real_swap), out
+    assert oct(real_swap.stat().st_mode & 0o777) == "0o600" and real_swap.stat().st_size == 8 << 20
+    sig = blkid(real_swap)
+    assert sig["TYPE"] == "swap" and sig["LABEL"] == LABEL
+
+    rc, changed, out = swap_step(real_swap)
+    assert rc == 0 and changed == 0 and "is already active" in out, out
+
+    subprocess.run(["swapoff", str(real_swap)], check=True)  # as after a reboot: ours, not active
+    rc, changed, out = swap_step(real_swap, check=True)
+    assert rc == 0 and changed == 0 and "Would enable the existing sre.runbooks swap file" in out and not active(real_swap)
+    rc, changed, out = swap_step(real_swap)
+    assert rc == 0 and changed == 1 and "not reformatted" in out and active(real_swap), out
+    assert blkid(real_swap)["UUID"] == sig["UUID"]
+
+
+# ---------------------------------------------------------------- diagnose: the kernel log
+
+@pytest.fixture
+def diagnose(tmp_path, collections_path):
+    """high_resource_diagnose on localhost with the host checks on; the target is the FAKE Fly app (the host
+    checks are what is tested, the target only has to answer)."""
+    base = {"sre_target_kind": "fly", "sre_app_name": "hotdash-production", "sre_flyctl": str(FLYCTL),
+            "high_resource_host_checks": True}
+
+    def go(extra=None, path_dir=None, check=True):
+        env = {"PATH": "%s:%s" % (path_dir, os.environ["PATH"])} if path_dir else None
+        return run(tmp_path, REPO / "playbooks" / "high_resource_diagnose.yml", dict(base, **(extra or {})),
+                   check=check, env=env)
+
+    return go
+
+
+def fake_tool(directory, name, stderr, rc):
+    directory.mkdir(exist_ok=True)
+    tool = directory / name
+    tool.write_text("#!/bin/sh\necho '%s' >&2\nexit %d\n" % (stderr, rc))
+    tool.chmod(0o755)
+
+
+def test_kernel_log_not_available_is_a_finding(diagnose, tmp_path):
+    fake = tmp_path / "bin"
+    fake_tool(fake, "journalctl", "No journal files were found.", 1)
+    fake_tool(fake, "dmesg", "dmesg: read kernel buffer failed: Operation not permitted", 1)
+    rc, changed, out = diagnose(path_dir=fake)
+    assert rc == 0 and changed == 0, out
+    assert "OOM-killer events: kernel log not readable." in out, out
+    assert "kernel_log_not_readable" in out and "Operation not permitted" in out and "No journal files" in out, out
+
+
+def test_a_real_kernel_log_error_is_not_hidden(diagnose, tmp_path):
+    rc, _, out = diagnose({"high_resource_oom_since": "not-a-time"})
+    assert rc != 0 and "Failed to parse timestamp" in out, out
+
+    fake = tmp_path / "bin"
+    fake_tool(fake, "journalctl", "No journal files were found.", 1)
+    fake_tool(fake, "dmesg", "dmesg: invalid option -- 'T'", 1)
+    rc, _, out = diagnose(path_dir=fake)
+    assert rc != 0 and "invalid option" in out, out
