@@ -32,7 +32,11 @@ ansible-playbook "${common[@]}" playbooks/app_down_diagnose.yml || true
 ansible-playbook "${common[@]}" playbooks/db_connections_diagnose.yml || true
 
 say "5/6 remediate (confirmed)"
-ansible-playbook "${common[@]}" -e sre_confirm=yes playbooks/db_connections_remediate.yml
+# The filler's sessions are seconds old: end idle sessions older than 5 s (default 10m), then restart
+# the app through the target interface so its pool reconnects (this also starts the stopped unit).
+ansible-playbook "${common[@]}" -e sre_confirm=yes -e db_connections_idle_after=5s \
+  -e db_connections_restart_app=true playbooks/db_connections_remediate.yml
+# app_down verifies what is left: the app answers, so nothing more is changed.
 ansible-playbook "${common[@]}" -e sre_confirm=yes playbooks/app_down_remediate.yml
 
 say "6/6 the incident record"

@@ -54,8 +54,14 @@ def parse_iso(text):
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
 
 
+# systemd unit names are not secret names, whatever words they hold: service_facts returns
+# systemd-ask-password-wall.service = {state: stopped, source: systemd}, and censoring those values
+# would turn every "stopped" and "systemd" in a record into [censored].
+UNIT_NAME_RE = re.compile(r"^[\w@:.\\-]+\.(service|socket|timer|path|target|mount|automount|slice|scope|device|swap)$")
+
+
 def is_secret_name(name):
-    return isinstance(name, str) and bool(SECRET_NAME_RE.search(name))
+    return isinstance(name, str) and bool(SECRET_NAME_RE.search(name)) and not UNIT_NAME_RE.match(name)
 
 
 def safe_name(text, fallback="unknown"):

@@ -75,6 +75,8 @@ def test_runbook_phase_from_playbook(path, expected):
     ("sre_db_password", True), ("vault_api_token", True), ("client_secret", True), ("login_password_hash", True),
     ("ssh_key", True), ("api_key_id", True), ("keys", True), ("sre_db_dsn", True), ("PGPASSWORD", True),
     ("sre_db_name", False), ("monkey", False), ("keyboard", False), ("sre_confirm", False), ("findings", False),
+    ("systemd-ask-password-wall.service", False), ("systemd-ask-password-console.path", False),
+    ("token.service.env", True),
 ])
 def test_is_secret_name(name, secret):
     assert inc.is_secret_name(name) is secret

@@ -151,3 +151,18 @@ def test_record_can_be_switched_off(playbook_env):
     run = playbook_env("sample_diagnose.yml", "-e", "sre_incident_record=false")
     assert run.rc == 0
     assert run.records() == []
+
+
+def test_secret_like_unit_names_do_not_censor_plain_words(playbook_env):
+    # A dict under a secret-looking key in a task result (service_facts' systemd-ask-password-*.service)
+    # holds no secret: its words (stopped, systemd) stay readable; a scalar under such a key is still censored.
+    run = playbook_env("secret_like_names.yml")
+    assert run.rc == 0, run.stdout + run.stderr
+    record = run.last_record()
+    finding = [f for f in record["findings"] if f["code"] == "app_stopped"]
+    assert finding, record["findings"]
+    finding = finding[0]
+    assert finding["message"] == "systemd unit saasresto.service is stopped"
+    markdown = run.records(".md")[-1].read_text()
+    assert "saasresto.service is stopped" in markdown and "/run/secrets/token-file" not in markdown
+    _assert_no_secret(_all_output(run))
