@@ -157,7 +157,7 @@ def make_custom(out_path, rows):
         os.replace(tmp, out_path)
     finally:
         subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "-w", "stop"], capture_output=True)
+                        "-w", "stop"], capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -167,7 +167,7 @@ def timed(argv, env=None, stdout=subprocess.DEVNULL):
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE if stdout is None else stdout, stderr=subprocess.PIPE, env=env)
     out = proc.stdout.read() if proc.stdout else b""
     err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    dummy_pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     return elapsed, usage.ru_maxrss / 1024.0, proc.returncode, out + err

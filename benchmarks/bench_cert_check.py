@@ -39,7 +39,7 @@ def main():
         certfile, keyfile = write_chain(base, "server", pki.leaf(60), pki.intermediate)
         ca = base / "ca.pem"
         ca.write_bytes(pki.root.pem)
-        servers = [TlsServer(certfile, keyfile) for _ in range(count)]
+        servers = [TlsServer(certfile, keyfile) for dummy in range(count)]
         ports = [s.port for s in servers]
         try:
             endpoints = [{"host": "127.0.0.1", "port": p, "server_name": "localhost"} for p in ports]

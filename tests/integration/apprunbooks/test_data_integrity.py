@@ -95,5 +95,5 @@ def test_remediate_saves_then_deletes_only_with_confirm(tmp_path, orphans):
 def test_bad_relation_name_is_refused(tmp_path):
     bad = {"data_integrity_relations": [{"child": "x; DROP TABLE users", "column": "a", "parent": "b",
                                          "parent_column": "id"}]}
-    rc, _, out = playbook(tmp_path, "data_integrity_diagnose", bad)
+    rc, dummy, out = playbook(tmp_path, "data_integrity_diagnose", bad)
     assert rc != 0 and "must match" in out, out

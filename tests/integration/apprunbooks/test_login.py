@@ -108,11 +108,11 @@ def test_a_hash_that_is_not_bcrypt_is_refused_unprinted(tmp_path, lab_snapshot):
     bad = "$2x$10$" + "A" * 53
     varfile = tmp_path / "secret.json"
     varfile.write_text(json.dumps({"login_new_password_hash": bad}))
-    rc, _, out = playbook(tmp_path, "login_remediate", {"login_email": EMAIL, "sre_confirm": "yes",
+    rc, dummy, out = playbook(tmp_path, "login_remediate", {"login_email": EMAIL, "sre_confirm": "yes",
                                                         "login_delete_expired_sessions": False}, varfile=varfile)
     assert rc != 0 and "is not a bcrypt hash" in out and bad not in out, out
 
 
 def test_bad_identifier_is_refused_before_any_sql(tmp_path):
-    rc, _, out = playbook(tmp_path, "login_diagnose", {"login_users_table": 'users"; DROP TABLE users; --'})
+    rc, dummy, out = playbook(tmp_path, "login_diagnose", {"login_users_table": 'users"; DROP TABLE users; --'})
     assert rc != 0 and "must be a plain identifier" in out, out

@@ -128,7 +128,7 @@ def test_print_env_names_existing_hashed_images():
     assert {"SRE_LAB_SYSTEMD_IMAGE", "SRE_LAB_PM2_IMAGE", "SRE_LAB_WEB_IMAGE", "SRE_LAB_DB_IMAGE",
             "SRE_LAB_PROXY_IMAGE", "SRE_LAB_BASE_IMAGE"} <= set(env)
     for tag in env.values():
-        name, _, digest = tag.partition(":")
+        name, dummy, digest = tag.partition(":")
         assert name.startswith("sre-lab-") and len(digest) == 12
         assert run(["docker", "image", "inspect", tag]).returncode == 0, tag
     # the pm2 image carries the role marker, the systemd image does not

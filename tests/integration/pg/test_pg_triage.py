@@ -122,7 +122,7 @@ RESULT_KEYS = {"status", "findings", "server_version", "max_connections", "reser
 
 
 def test_read_only_reports_everything(pg_cluster, sessions):
-    idle = [sessions.open() for _ in range(2)]
+    idle = [sessions.open() for dummy in range(2)]
     iit = sessions.open(autocommit=False)
     with iit.cursor() as cur:
         cur.execute("SELECT 1")
@@ -211,7 +211,7 @@ def test_prepared_transaction(pg_cluster, app_role):
 
 
 def test_terminate_targets_exactly(pg_cluster, sessions):
-    idle = [sessions.open() for _ in range(3)]
+    idle = [sessions.open() for dummy in range(3)]
     su_idle = sessions.open(superuser=True)
     iit = sessions.open(autocommit=False)
     with iit.cursor() as cur:
@@ -263,7 +263,7 @@ def test_cancel_first_false_terminates_directly(pg_cluster, sessions):
 
 
 def test_terminate_limit(pg_cluster, sessions):
-    idle = [sessions.open() for _ in range(3)]
+    idle = [sessions.open() for dummy in range(3)]
     time.sleep(1.5)
     res = triage(pg_cluster, terminate=["idle"], terminate_limit=2, applications=[sessions.app])
     assert len(res["terminated"]) == 2 and set(res["terminated"]) <= {sessions.pid(c) for c in idle}
@@ -271,7 +271,7 @@ def test_terminate_limit(pg_cluster, sessions):
 
 
 def test_filters_by_database_and_user(pg_cluster, sessions):
-    conns = [sessions.open() for _ in range(2)]
+    conns = [sessions.open() for dummy in range(2)]
     time.sleep(1.5)
     res = triage(pg_cluster, check_mode=True, terminate=["idle"], applications=[sessions.app], databases=["nodb"])
     assert res["would_terminate"] == [] and res["changed"] is False

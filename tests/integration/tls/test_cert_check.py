@@ -79,7 +79,7 @@ def _codes(result, target):
 
 
 def test_valid(checked, lab):
-    result, entries, _ = checked
+    result, entries, dummy = checked
     entry = entries["valid"]
     assert entry["chain_valid"] is True and entry["chain_error"] is None
     assert entry["hostname_match"] is True
@@ -99,7 +99,7 @@ def test_valid(checked, lab):
 
 
 def test_expiring_in_three_days_is_critical(checked):
-    result, entries, _ = checked
+    result, entries, dummy = checked
     entry = entries["expiring"]
     assert entry["days_left"] == 3 and entry["expired"] is False and entry["chain_valid"] is True
     assert entry["status"] == "critical"
@@ -107,7 +107,7 @@ def test_expiring_in_three_days_is_critical(checked):
 
 
 def test_expired(checked):
-    result, entries, _ = checked
+    result, entries, dummy = checked
     entry = entries["expired"]
     assert entry["expired"] is True and entry["days_left"] < 0
     assert entry["chain_valid"] is False and "expired" in entry["chain_error"]
@@ -116,7 +116,7 @@ def test_expired(checked):
 
 
 def test_wrong_hostname(checked):
-    result, entries, _ = checked
+    result, entries, dummy = checked
     entry = entries["wrong_host"]
     assert entry["hostname_match"] is False and entry["chain_valid"] is True
     assert entry["sans"] == ["other.example"]
@@ -124,7 +124,7 @@ def test_wrong_hostname(checked):
 
 
 def test_self_signed(checked):
-    result, entries, _ = checked
+    result, entries, dummy = checked
     entry = entries["self_signed"]
     assert entry["self_signed"] is True and entry["chain_valid"] is False
     assert "not a trust anchor" in entry["chain_error"]
@@ -133,7 +133,7 @@ def test_self_signed(checked):
 
 
 def test_missing_intermediate(checked):
-    result, entries, _ = checked
+    result, entries, dummy = checked
     entry = entries["missing_intermediate"]
     assert entry["chain_valid"] is False and entry["self_signed"] is False
     assert "Test Intermediate CA" in entry["chain_error"] and "issuer" in entry["chain_error"]
@@ -142,7 +142,7 @@ def test_missing_intermediate(checked):
 
 
 def test_intermediate_expiring_before_leaf(checked):
-    result, entries, _ = checked
+    result, entries, dummy = checked
     entry = entries["short_intermediate"]
     assert entry["chain_valid"] is True
     assert entry["days_left"] == 90 and entry["earliest_expiry_days"] == 19
@@ -154,7 +154,7 @@ def test_intermediate_expiring_before_leaf(checked):
     ("refused", "refused"), ("dns", "dns"), ("silent", "timeout"), ("http", "handshake"),
 ])
 def test_unreachable_categories(checked, case, category):
-    result, entries, _ = checked
+    result, entries, dummy = checked
     entry = entries[case]
     assert entry["error_category"] == category, entry["error"]
     assert entry["status"] == "unreachable" and entry["subject"] is None and entry["chain"] == []
@@ -162,7 +162,7 @@ def test_unreachable_categories(checked, case, category):
 
 
 def test_top_level(checked):
-    result, entries, _ = checked
+    result, entries, dummy = checked
     assert result["changed"] is False
     assert result["status"] == "unreachable"
     assert result["soonest"]["days"] < 0 and result["soonest"]["target"] == entries["expired"]["target"]
