@@ -1,0 +1,247 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to the sre.runbooks collection: reading and writing env files (NAME=value) for env_file.
+
+Two formats, because the readers disagree on quoting:
+
+``shell``
+    POSIX sh (``set -a; . file``) and systemd ``EnvironmentFile=``: single quotes are literal and may span
+    lines, a single quote is written ``'\\''``, backslash escapes outside quotes, ``"..."`` escapes
+    ``$ ` " \\``. Every value is written exactly.
+``dotenv``
+    python-dotenv: ``'...'`` is literal except ``\\\\`` and ``\\'``, ``"..."`` knows the C escapes, unquoted
+    values end at `` #``, and ``${VAR}`` is expanded in every value (no quoting or escape prevents it, so such
+    values are refused). Every other value is written exactly for python-dotenv; values without ``'`` or ``\\``
+    are written in a form docker compose and node's dotenv read the same way.
+
+Values are written unquoted when they are plain (``[A-Za-z0-9_@%+=:,./-]``), else in single quotes. Values
+never leave this module in messages: errors name the variable and the line only.
+Not a public API: other collections must not import it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+FORMATS = ("shell", "dotenv")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PLAIN_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+_STATEMENT_RE = re.compile(r"[ \t]*(export[ \t]+)?([A-Za-z_][A-Za-z0-9_.]*)[ \t]*=")
+_DOTENV_DQ_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+                      "t": "\t", "v": "\v"}
+_SHELL_DQ_ESCAPES = "$`\"\\"
+# python-dotenv expands ${NAME} and ${NAME:-default} in every value, quoted or not, with no escape
+DOTENV_INTERPOLATION_RE = re.compile(r"\$\{[^}:]*(?::-[^}]*)?\}")
+
+
+class EnvFileError(Exception):
+    """The file cannot be read as an env file (an unterminated quote); the message holds no value."""
+
+
+class Entry(object):
+    """One NAME=value statement: where it is in the text, and its value (None when it cannot be known
+    without a shell: a $VAR, a command substitution, an interpolation)."""
+
+    def __init__(self, name, start, end, value, export):
+        self.name = name
+        self.start = start
+        self.end = end
+        self.value = value
+        self.export = export
+
+
+def encode(value, fmt):
+    """The text after ``NAME=`` that the readers of ``fmt`` turn back into exactly ``value``."""
+    if fmt not in FORMATS:
+        raise ValueError("unknown env file format %r (one of %s)" % (fmt, ", ".join(FORMATS)))
+    value = "%s" % (value,)
+    if "\0" in value:
+        raise ValueError("a NUL character cannot be stored in an env file")
+    if fmt == "dotenv" and DOTENV_INTERPOLATION_RE.search(value):
+        raise ValueError("python-dotenv expands ${...} in every value and has no escape for it: it cannot be "
+                         "written exactly in a dotenv file (use format shell)")
+    if value == "":
+        return ""
+    if PLAIN_RE.match(value):
+        return value
+    if "'" not in value and "\\" not in value:
+        return "'%s'" % value
+    if fmt == "shell":
+        return "'%s'" % value.replace("'", "'\\''")
+    return "'%s'" % value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def portable(value):
+    """Whether encode(value, 'dotenv') reads the same in python-dotenv, docker compose and node dotenv."""
+    value = "%s" % (value,)
+    return "'" not in value and "\\" not in value
+
+
+def _line_end(text, pos):
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end + 1
+
+
+def _line_no(text, pos):
+    return text.count("\n", 0, pos) + 1
+
+
+def _shell_value(text, pos, name):
+    """Parse a sh word from pos; return (value or None, position after the word)."""
+    out = []
+    known = True
+    n = len(text)
+    while pos < n:
+        c = text[pos]
+        if c in " \t\n;&|<>()":
+            break
+        if c == "\\":
+            if pos + 1 < n and text[pos + 1] == "\n":
+                pos += 2
+                continue
+            if pos + 1 < n:
+                out.append(text[pos + 1])
+            pos += 2
+            continue
+        if c == "'":
+            close = text.find("'", pos + 1)
+            if close < 0:
+                raise EnvFileError("line %d: unterminated single quote in the value of %s" % (_line_no(text, pos), name))
+            out.append(text[pos + 1:close])
+            pos = close + 1
+            continue
+        if c == '"':
+            opened = pos
+            pos += 1
+            while True:
+                if pos >= n:
+                    raise EnvFileError("line %d: unterminated double quote in the value of %s" % (
+                        _line_no(text, opened), name))
+                c = text[pos]
+                if c == '"':
+                    pos += 1
+                    break
+                if c == "\\" and pos + 1 < n and text[pos + 1] in _SHELL_DQ_ESCAPES + "\n":
+                    if text[pos + 1] != "\n":
+                        out.append(text[pos + 1])
+                    pos += 2
+                    continue
+                if c in "$`":
+                    known = False
+                out.append(c)
+                pos += 1
+            continue
+        if c in "$`" or (c == "~" and not out):
+            known = False
+        out.append(c)
+        pos += 1
+    return ("".join(out) if known else None), pos
+
+
+def _dotenv_value(text, pos, name):
+    """Parse a python-dotenv value from pos; return (value or None, position after the value)."""
+    n = len(text)
+    while pos < n and text[pos] in " \t":
+        pos += 1
+    if pos < n and text[pos] in "'\"":
+        quote = text[pos]
+        i = pos + 1
+        out = []
+        while True:
+            if i >= n:
+                raise EnvFileError("line %d: unterminated %s quote in the value of %s" % (
+                    _line_no(text, pos), "single" if quote == "'" else "double", name))
+            c = text[i]
+            if c == quote:
+                i += 1
+                break
+            if c == "\\" and i + 1 < n:
+                nxt = text[i + 1]
+                if quote == "'" and nxt in "\\'":
+                    out.append(nxt)
+                    i += 2
+                    continue
+                if quote == '"' and nxt in _DOTENV_DQ_ESCAPES:
+                    out.append(_DOTENV_DQ_ESCAPES[nxt])
+                    i += 2
+                    continue
+            out.append(c)
+            i += 1
+        value = "".join(out)
+        return (None if DOTENV_INTERPOLATION_RE.search(value) else value), i
+    end = text.find("\n", pos)
+    end = n if end < 0 else end
+    raw = re.sub(r"\s+#.*", "", text[pos:end]).strip()
+    return (None if DOTENV_INTERPOLATION_RE.search(raw) else raw), end
+
+
+def parse(text, fmt):
+    """All NAME=value statements of an env file, in order (a name may repeat: the last one counts)."""
+    entries = []
+    pos = 0
+    n = len(text)
+    while pos < n:
+        line_end = _line_end(text, pos)
+        match = _STATEMENT_RE.match(text, pos, line_end)
+        stripped = text[pos:line_end].strip()
+        if not match or stripped.startswith("#"):
+            pos = line_end
+            continue
+        name = match.group(2)
+        start_value = match.end()
+        if fmt == "shell":
+            value, after = _shell_value(text, start_value, name)
+        else:
+            value, after = _dotenv_value(text, start_value, name)
+        # the statement runs to the end of the line its value ends on (a trailing comment included)
+        end = _line_end(text, after) if after < n else n
+        entries.append(Entry(name, pos, end, value, bool(match.group(1))))
+        pos = end
+    return entries
+
+
+def names(entries):
+    """Names in order of first appearance, and the names whose (last) value is empty."""
+    seen = []
+    last = {}
+    for entry in entries:
+        if entry.name not in last:
+            seen.append(entry.name)
+        last[entry.name] = entry
+    return seen, [name for name in seen if last[name].value == ""]
+
+
+def update(text, values, fmt):
+    """Set values (name -> value) in the env file text: the last statement of a name is replaced when its
+    value differs (an ``export`` prefix is kept), missing names are appended in the given order.
+    Returns (new text, names changed)."""
+    entries = parse(text, fmt)
+    last = {}
+    for entry in entries:
+        last[entry.name] = entry
+    replace = []
+    append = []
+    changed = []
+    for name, value in values.items():
+        if not NAME_RE.match(name):
+            raise ValueError("invalid variable name %r: letters, digits and _, not starting with a digit" % name)
+        value = "%s" % (value,)
+        line = "%s=%s\n" % (name, encode(value, fmt))
+        entry = last.get(name)
+        if entry is None:
+            append.append(line)
+            changed.append(name)
+        elif entry.value != value:
+            replace.append((entry.start, entry.end, ("export " if entry.export else "") + line))
+            changed.append(name)
+    for start, end, line in sorted(replace, reverse=True):
+        text = text[:start] + line + text[end:]
+    if append:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += "".join(append)
+    return text, changed

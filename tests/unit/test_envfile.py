@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_envfile.py: quoting for sh/systemd and python-dotenv, parsing, updating in place.
+(The real readers, sh and python-dotenv, read the written files in tests/integration/apprunbooks/test_secrets_local.py.)"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import ensure_collection_link
+
+sys.path.insert(0, str(ensure_collection_link()))
+from ansible_collections.sre.runbooks.plugins.module_utils import _envfile as e  # noqa: E402
+
+TRICKY = {
+    "plain": "postgresql://app:pw@127.0.0.1:5432/app",
+    "space": "two words",
+    "hash": "a #not-a-comment",
+    "hash_glued": "a#b",
+    "single": "it's",
+    "double": 'say "hi"',
+    "both": "it's \"both\"",
+    "dollar": "$HOME ${PATH} $(id) `id`",
+    "backslash": "C:\\temp\\new",
+    "ends_backslash": "trailing\\",
+    "escaped_quote": "\\'",
+    "newline": "line one\nline two\n",
+    "tab": "a\tb",
+    "leading_space": "  padded  ",
+    "equals": "=a=b=",
+    "tilde": "~/x",
+    "unicode": "ünïcödé ✓",
+    "shell_ops": "a;b&c|d>e<f(g)",
+    "empty": "",
+    "only_quote": "'",
+}
+
+
+@pytest.mark.parametrize("fmt", e.FORMATS)
+@pytest.mark.parametrize("key", sorted(TRICKY))
+def test_encode_then_parse_gives_the_value_back(fmt, key):
+    value = TRICKY[key]
+    if fmt == "dotenv" and "${" in value:
+        value = value.replace("${PATH}", "$PATH")  # refused in dotenv: see below
+    text = "NAME=%s\n" % e.encode(value, fmt)
+    entries = e.parse(text, fmt)
+    assert [(x.name, x.value) for x in entries] == [("NAME", value)]
+    assert (entries[0].start, entries[0].end) == (0, len(text))
+
+
+@pytest.mark.parametrize("value, shell, dotenv", [
+    ("abc", "abc", "abc"),
+    ("", "", ""),
+    ("a b", "'a b'", "'a b'"),
+    ("it's", "'it'\\''s'", "'it\\'s'"),
+    ("a\\b", "'a\\b'", "'a\\\\b'"),
+    ("$X", "'$X'", "'$X'"),
+])
+def test_encodings(value, shell, dotenv):
+    assert e.encode(value, "shell") == shell and e.encode(value, "dotenv") == dotenv
+
+
+def test_dotenv_refuses_what_python_dotenv_would_expand():
+    for value in ("${HOME}", "a${X:-d}b", "'${Y}'"):
+        with pytest.raises(ValueError) as err:
+            e.encode(value, "dotenv")
+        assert "expands ${...}" in str(err.value) and value not in str(err.value)
+    assert e.encode("$HOME ${", "dotenv") == "'$HOME ${'" and e.encode("${HOME}", "shell") == "'${HOME}'"
+    assert [x.value for x in e.parse("A='${HOME}'\nB='$HOME'\n", "dotenv")] == [None, "$HOME"]
+
+
+def test_nul_and_unknown_format_are_refused():
+    with pytest.raises(ValueError):
+        e.encode("a\0b", "shell")
+    with pytest.raises(ValueError):
+        e.encode("a", "yaml")
+
+
+FILE = """# comment
+PORT=3000
+export DATABASE_URL='postgresql://x'
+MULTI='first
+FAKE_NAME=inside the value
+last'
+EMPTY=
+SHELLY=$HOME/x
+PORT=3001 # a later one wins
+"""
+
+
+def test_parse_names_skip_comments_and_lines_inside_quoted_values():
+    entries = e.parse(FILE, "shell")
+    assert [x.name for x in entries] == ["PORT", "DATABASE_URL", "MULTI", "EMPTY", "SHELLY", "PORT"]
+    assert e.names(entries) == (["PORT", "DATABASE_URL", "MULTI", "EMPTY", "SHELLY"], ["EMPTY"])
+    by = {x.name: x for x in entries}
+    assert by["MULTI"].value == "first\nFAKE_NAME=inside the value\nlast"
+    assert by["SHELLY"].value is None  # depends on the shell: cannot be compared
+    assert by["PORT"].value == "3001" and by["DATABASE_URL"].export
+
+
+def test_dotenv_parse_rules():
+    text = "A=x # comment\nB=\"l1\\nl2 ${X}\"\nC=\"tab\\t\"\nD='it\\'s'\nE=a#b\n"
+    values = {x.name: x.value for x in e.parse(text, "dotenv")}
+    assert values == {"A": "x", "B": None, "C": "tab\t", "D": "it's", "E": "a#b"}
+
+
+def test_update_replaces_the_last_statement_keeps_export_and_appends():
+    text, changed = e.update(FILE, {"DATABASE_URL": "postgresql://y", "MULTI": "one line", "NEW": "n e w",
+                                    "PORT": "3001", "SHELLY": "/root/x"}, "shell")
+    assert changed == ["DATABASE_URL", "MULTI", "NEW", "SHELLY"]
+    assert "export DATABASE_URL=postgresql://y\n" in text and "FAKE_NAME" not in text
+    assert text.startswith("# comment\nPORT=3000\n") and text.endswith("PORT=3001 # a later one wins\nNEW='n e w'\n")
+    values = {x.name: x.value for x in e.parse(text, "shell")}
+    assert values["MULTI"] == "one line" and values["SHELLY"] == "/root/x" and values["NEW"] == "n e w"
+    again, changed = e.update(text, {"DATABASE_URL": "postgresql://y", "MULTI": "one line", "NEW": "n e w"}, "shell")
+    assert again == text and changed == []
+
+
+def test_update_appends_after_a_missing_final_newline_and_refuses_bad_names():
+    assert e.update("A=1", {"B": "2"}, "dotenv") == ("A=1\nB=2\n", ["B"])
+    with pytest.raises(ValueError):
+        e.update("", {"1BAD": "x"}, "dotenv")
+
+
+@pytest.mark.parametrize("fmt, text", [("shell", "A='open\nB=2\n"), ("dotenv", 'A="open\n'), ("shell", 'A="x\n')])
+def test_unterminated_quote_is_an_error_without_the_value(fmt, text):
+    with pytest.raises(e.EnvFileError) as err:
+        e.parse(text, fmt)
+    assert "line 1" in str(err.value) and "open" not in str(err.value) and "of A" in str(err.value)
