@@ -80,6 +80,9 @@ def test_alert_storm_runs_diagnose_once(tmp_path, collections_path):
     incidents = tmp_path / "incidents"
     env = dict(os.environ, SRE_INCIDENT_DIR=str(incidents), ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                ANSIBLE_COLLECTIONS_PATH=str(collections_path),
+               # ansible.cfg's lab vault id is relative to the repository; ansible-rulebook runs the
+               # playbook from a copy of the project elsewhere: name the file by its absolute path.
+               ANSIBLE_VAULT_IDENTITY_LIST="lab@%s" % (REPO / "inventories" / "lab" / ".vault-pass"),
                JAVA_HOME=str(Path(os.path.realpath(java)).parents[1]),
                PATH="%s:%s" % (BIN, os.environ.get("PATH", "")))
     log = open(tmp_path / "rulebook.log", "w")
