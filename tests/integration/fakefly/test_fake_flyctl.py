@@ -388,3 +388,37 @@ def test_app_status_module_on_the_fake(fly):
 
     result = run_module("app_status", dict(args, name="no-such-app"), env=env)
     assert result["rc"] == 1 and 'Could not find App \\"no-such-app\\"' in result["raw"]
+
+
+# ---------------------------------------------------------------- credentials and logs --json
+
+TOKEN = "FlyV1 fm2_fake-token, with: \"quotes\" and 'ticks'"
+TOKEN_SHA = hashlib.sha256(TOKEN.encode()).hexdigest()
+
+
+def config_dir_with(tmp_path, token, name="cfg"):
+    directory = tmp_path / name
+    directory.mkdir()
+    (directory / "config.yml").write_text("metrics_token: x\naccess_token: %s\n" % json.dumps(token))
+    return directory
+
+
+def test_token_is_found_like_flyctl_and_never_printed(fly, tmp_path):
+    """config.yml in FLY_CONFIG_DIR, overridden by FLY_ACCESS_TOKEN / FLY_API_TOKEN (first non-empty), overridden
+    by --access-token; with FAKE_FLY_REQUIRE_TOKEN_SHA256 a missing or other token fails like flyctl."""
+    need = {"FAKE_FLY_REQUIRE_TOKEN_SHA256": TOKEN_SHA, "HOME": str(tmp_path), "FLY_API_TOKEN": "", "FLY_ACCESS_TOKEN": ""}
+    assert_error(fly("status", "--json", env=need), "No access token available")
+    good = config_dir_with(tmp_path, TOKEN)
+    bad = config_dir_with(tmp_path, "wrong-tok-42", "bad")
+    runs = [fly("status", "--json", env=dict(need, FLY_CONFIG_DIR=str(good))),
+            fly("status", "--json", env=dict(need, FLY_CONFIG_DIR=str(bad), FLY_API_TOKEN=TOKEN)),
+            fly("status", "--json", env=dict(need, FLY_CONFIG_DIR=str(bad), FLY_ACCESS_TOKEN=TOKEN, FLY_API_TOKEN="x")),
+            fly("status", "--json", "--access-token", TOKEN, env=dict(need, FLY_CONFIG_DIR=str(bad)))]
+    assert [r.returncode for r in runs] == [0, 0, 0, 0], [r.stderr for r in runs]
+    wrong = fly("status", "--json", env=dict(need, FLY_CONFIG_DIR=str(good), FLY_API_TOKEN="wrong-tok-42"))
+    assert_error(wrong, "You must be authenticated")
+    assert fly("version", env=need, app=False).returncode == 0
+    for proc in runs + [wrong]:
+        assert TOKEN not in proc.stdout + proc.stderr and "wrong-tok-42" not in proc.stdout + proc.stderr
+    assert TOKEN not in fly.state.read_text()
+

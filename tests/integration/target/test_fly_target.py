@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The fly kind of sre.runbooks.target on localhost with the FAKE flyctl (lab/fake-flyctl; Fly.io is not
+reachable from here): the API token reaches flyctl (the fake refuses any other, FAKE_FLY_REQUIRE_TOKEN_SHA256)
+but never shows in the output at -vvvv, in the incident record or in a file left behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+FLYCTL = REPO / "lab" / "fake-flyctl" / "flyctl"
+APP = "hotdash-production"
+CANARY = "FlyV1 fm2_CANARY-9d4c2e7a-not-a-real-token"
+GOOD = "registry.fly.io/hotdash-production:deployment-01GOODIMAGE7"
+
+ENTRY_POINTS = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - {name: Status, ansible.builtin.include_role: {name: sre.runbooks.target, tasks_from: status}}
+    - {name: Logs, ansible.builtin.include_role: {name: sre.runbooks.target, tasks_from: logs}}
+    - {name: Stop, ansible.builtin.include_role: {name: sre.runbooks.target, tasks_from: stop}}
+    - {name: Start, ansible.builtin.include_role: {name: sre.runbooks.target, tasks_from: start}}
+    - {name: Restart, ansible.builtin.include_role: {name: sre.runbooks.target, tasks_from: restart}}
+    - name: Deploy
+      ansible.builtin.include_role: {name: sre.runbooks.target, tasks_from: deploy}
+      vars: {target_deploy_release: "%s"}
+    - {name: Roll back, ansible.builtin.include_role: {name: sre.runbooks.target, tasks_from: rollback}}
+    - name: Keep what the target saw
+      ansible.builtin.copy:
+        dest: "{{ out_file }}"
+        content: "{{ {'status': target_status, 'logs': target_logs} | to_json }}"
+        mode: "0600"
+""" % GOOD
+
+
+@pytest.fixture
+def fly_run(tmp_path, collections_path):
+    """run(playbook, variables, token=CANARY, require=CANARY, verbosity=4) -> (rc, changed, output)."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+
+    def run(playbook, variables=None, token=CANARY, require=CANARY, verbosity=4, check=False):
+        merged = {"sre_target_kind": "fly", "sre_app_name": APP, "sre_fly_app": APP, "sre_flyctl": str(FLYCTL),
+                  "sre_proxy_kind": "none", "sre_fly_api_token": token, "sre_confirm": "yes",
+                  "target_state_dir": str(tmp_path / "state"), "target_health_retries": 1,
+                  "target_health_delay": 0, "ansible_python_interpreter": sys.executable}
+        merged.update(variables or {})
+        varfile = tmp_path / "vars.json"
+        varfile.write_text(json.dumps(merged))
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+               "-e", "target=localhost", "-e", "@%s" % varfile, str(playbook), "-" + "v" * verbosity]
+        cmd += ["--check"] if check else []
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"),
+                   FAKE_FLY_STATE=str(tmp_path / "fly" / "state.json"), TMPDIR=str(tmpdir),
+                   FAKE_FLY_REQUIRE_TOKEN_SHA256=hashlib.sha256(require.encode()).hexdigest())
+        for key in ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN", "FLY_CONFIG_DIR", "FAKE_FLY_FAULT"):
+            env.pop(key, None)
+        proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=600, check=False)
+        varfile.unlink()
+        out = proc.stdout + proc.stderr
+        recap = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", out)
+        return proc.returncode, int(recap.group(1)) if recap else None, out
+
+    return run
+
+
+def left_behind(root):
+    """Every file under root (outside the vars file) that holds the canary."""
+    return [str(p) for p in Path(root).rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
+
+
+def test_the_token_reaches_flyctl_and_never_shows_at_vvvv(fly_run, tmp_path):
+    book = tmp_path / "entry_points.yml"
+    book.write_text(ENTRY_POINTS)
+    runs = [fly_run(REPO / "playbooks" / "app_down_diagnose.yml", check=True),
+            fly_run(REPO / "playbooks" / "deploy_failure_diagnose.yml", check=True),
+            fly_run(book, {"out_file": str(tmp_path / "seen.json")})]
+    for rc, _, out in runs:
+        assert CANARY not in out and "CANARY" not in out, "the Fly API token shows in the output"
+        assert rc == 0, out[-6000:]
+        assert "EXEC" in out and "FLY_CONFIG_DIR=" in out  # really -vvvv, and flyctl got its config dir
+    assert runs[0][1] == 0 and runs[1][1] == 0  # diagnose: the token file does not count as a change
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen["status"]["running"] and seen["status"]["release"]["image_ref"].startswith(GOOD.split(":")[0])
+    assert left_behind(tmp_path / "incidents") == [] and left_behind(tmp_path / "fly") == []
+    assert list((tmp_path / "tmp").glob("*sre-flyctl*")) == []  # every private config removed
+
+
+def test_without_the_token_the_fake_refuses_so_the_proof_is_not_vacuous(fly_run):
+    rc, _, out = fly_run(REPO / "playbooks" / "app_down_diagnose.yml", token="", verbosity=1, check=True)
+    assert rc != 0 and "No access token available" in out, out[-3000:]
+    rc, _, out = fly_run(REPO / "playbooks" / "app_down_diagnose.yml", token="FlyV1 fm2_wrong", verbosity=1,
+                         check=True)
+    assert rc != 0 and "You must be authenticated" in out and "fm2_wrong" not in out, out[-3000:]
+
