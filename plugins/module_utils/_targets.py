@@ -451,6 +451,49 @@ def parse_fly_releases(text):
     return rows
 
 
+def parse_fly_logs(text):
+    """Entries of ``flyctl logs --json --no-tail``: flyctl prints each ``logs.LogEntry`` with render.JSON
+    (4-space indented, one object after another, not one per line). Text that is not a JSON object (a notice)
+    is skipped. Returns [{timestamp, epoch, instance, region, level, message}] in the order printed; epoch is
+    None when the timestamp is missing or not RFC 3339."""
+    text = text or ""
+    decoder = json.JSONDecoder()
+    entries = []
+    pos = 0
+    while True:
+        start = text.find("{", pos)
+        if start < 0:
+            return entries
+        try:
+            obj, pos = decoder.raw_decode(text, start)
+        except ValueError:
+            pos = start + 1
+            continue
+        if not isinstance(obj, dict):
+            continue
+        try:
+            epoch = parse_rfc3339(obj.get("timestamp"))
+        except ParseError:
+            epoch = None
+        entries.append({"timestamp": obj.get("timestamp") or "", "epoch": epoch,
+                        "instance": obj.get("instance") or "", "region": obj.get("region") or "",
+                        "level": obj.get("level") or "", "message": obj.get("message") or ""})
+
+
+def fly_log_lines(entries, since_epoch=None):
+    """One text line per entry at or after since_epoch (flyctl's text form: ``<timestamp> <instance> <region>
+    [<level>] <message>``, newlines in the message made spaces); entries without a timestamp cannot be placed
+    in the window and are left out when a window is given."""
+    lines = []
+    for entry in entries:
+        if since_epoch is not None and (entry["epoch"] is None or entry["epoch"] < float(since_epoch)):
+            continue
+        message = " ".join(str(entry["message"]).splitlines())
+        lines.append("%s %s %s [%s] %s" % (entry["timestamp"], entry["instance"], entry["region"], entry["level"],
+                                           message.strip()))
+    return lines
+
+
 # ---------------------------------------------------------------- findings
 
 def findings_for(kind, app, instances, restart_warn=3, health=None):

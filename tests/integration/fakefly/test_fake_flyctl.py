@@ -422,3 +422,22 @@ def test_token_is_found_like_flyctl_and_never_printed(fly, tmp_path):
         assert TOKEN not in proc.stdout + proc.stderr and "wrong-tok-42" not in proc.stdout + proc.stderr
     assert TOKEN not in fly.state.read_text()
 
+
+def test_logs_json_is_flyctls_render_json_of_log_entries(fly):
+    fly.ok("fake-fault", "crash")
+    text = fly.ok("logs", "--no-tail").stdout.splitlines()
+    out = fly.ok("logs", "--no-tail", "--json").stdout
+    assert out.startswith("{\n    \"level\": ") and "\n}\n{\n" in out  # indented, one object after another
+    decoder, pos, entries = json.JSONDecoder(), 0, []
+    while pos < len(out.rstrip()):
+        obj, pos = decoder.raw_decode(out, pos)
+        entries.append(obj)
+        pos += 1
+    assert len(entries) == len(text)
+    assert set(entries[0]) == {"level", "instance", "message", "region", "timestamp", "meta"}
+    assert set(entries[0]["meta"]) == {"Instance", "Region", "Event", "HTTP", "Error", "URL"}
+    assert any("ECONNREFUSED" in e["message"] for e in entries)
+    parsed = t.parse_fly_logs(out)
+    assert [p["message"] for p in parsed] == [e["message"] for e in entries]
+    assert all(p["epoch"] is not None for p in parsed)
+    assert t.fly_log_lines(parsed)[0].split()[:3] == [entries[0]["timestamp"], entries[0]["instance"], "iad"]

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The fly kind of sre.runbooks.target on localhost with the FAKE flyctl (lab/fake-flyctl; Fly.io is not
 reachable from here): the API token reaches flyctl (the fake refuses any other, FAKE_FLY_REQUIRE_TOKEN_SHA256)
-but never shows in the output at -vvvv, in the incident record or in a file left behind."""
+but never shows in the output at -vvvv, in the incident record or in a file left behind; and the logs
+entry point keeps only the entries of the time window, like the other kinds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,44 @@ def test_without_the_token_the_fake_refuses_so_the_proof_is_not_vacuous(fly_run)
                          check=True)
     assert rc != 0 and "You must be authenticated" in out and "fm2_wrong" not in out, out[-3000:]
 
+
+LOGS = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - {name: Logs, ansible.builtin.include_role: {name: sre.runbooks.target, tasks_from: logs}}
+    - {name: Keep them, ansible.builtin.copy: {dest: "{{ out_file }}", content: "{{ target_logs | to_json }}", mode: "0600"}}
+"""
+
+
+def test_logs_keep_only_the_window(fly_run, tmp_path):
+    book = tmp_path / "logs.yml"
+    book.write_text(LOGS)
+    state = tmp_path / "fly" / "state.json"
+    env = dict(os.environ, FAKE_FLY_STATE=str(state))
+    env.pop("FAKE_FLY_REQUIRE_TOKEN_SHA256", None)
+    subprocess.run([str(FLYCTL), "status", "--json", "-a", APP], env=env, capture_output=True, check=True)
+    old = json.loads(state.read_text())  # the fake's app starts with log lines from days ago
+    old_lines = old["apps"][APP]["logs"] if "apps" in old else None
+    before = time.time()
+    subprocess.run([str(FLYCTL), "fake-fault", "crash", "-a", APP], env=env, capture_output=True, check=True)
+
+    def logs(variables):
+        out_file = tmp_path / "logs.json"
+        rc, changed, out = fly_run(book, dict(variables, out_file=str(out_file)), verbosity=1)
+        assert rc == 0 and changed == 1, out[-3000:]  # changed: only the copy of the result
+        return json.loads(out_file.read_text())
+
+    recent = logs({"target_logs_since": str(int(before) - 1)})
+    everything = logs({"target_logs_since": "0"})
+    default_window = logs({})  # target_logs_since_s: the last hour
+    assert recent["since_epoch"] == int(before) - 1
+    assert 0 < recent["scanned"] < everything["scanned"], (recent, everything)
+    assert all("ECONNREFUSED" in line or "refused connection" in line or "exited" in line
+               for line in recent["lines"]), recent["lines"]
+    assert recent["error_count"] > 0 and any("ECONNREFUSED" in e for e in recent["errors"])
+    assert default_window["scanned"] == recent["scanned"]
+    stamps = [line.split()[0] for line in everything["lines"]]
+    assert min(stamps) < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(before - 3600))  # older lines exist
+    if old_lines is not None:
+        assert everything["scanned"] >= len(old_lines)
