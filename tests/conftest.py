@@ -134,13 +134,25 @@ class PgCluster:
                 "login_password": self.password, "login_db": dbname}
 
 
+def cluster_base(prefix="sre-pg-") -> Path:
+    """A fresh directory for a cluster outside pytest's temp root.
+
+    initdb runs as 'postgres' and must traverse the path; pytest makes /tmp/pytest-of-root 0700 again
+    at the start of every session, which would kill a cluster of a session already running.
+    """
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp" if os.path.isdir("/var/tmp") else None))
+    base.chmod(0o711)
+    return base
+
+
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory):
+def pg_cluster():
     """A running throwaway PostgreSQL cluster for the whole test session."""
-    base = tmp_path_factory.mktemp("pg")
-    cluster = PgCluster(base, free_port(), {"max_connections": "120"}).start()
+    base = cluster_base()
+    cluster = PgCluster(base / "pg", free_port(), {"max_connections": "120"}).start()
     yield cluster
     cluster.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
