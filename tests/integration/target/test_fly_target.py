@@ -145,3 +145,18 @@ def test_logs_keep_only_the_window(fly_run, tmp_path):
     assert min(stamps) < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(before - 3600))  # older lines exist
     if old_lines is not None:
         assert everything["scanned"] >= len(old_lines)
+
+
+def test_secrets_and_high_resource_hand_flyctl_the_token_the_same_way(fly_run, tmp_path):
+    value = "fly-secret-Value-5e1d0c"
+    runs = [fly_run(REPO / "playbooks" / "secrets_remediate.yml",
+                    {"secrets_required": ["SRE_T_FLY"], "secrets_values": {"SRE_T_FLY": value}}),
+            fly_run(REPO / "playbooks" / "high_resource_remediate.yml", {"high_resource_fly_memory_mb": 2048})]
+    for rc, changed, out in runs:
+        assert CANARY not in out and "CANARY" not in out and value not in out
+        assert rc == 0 and changed >= 1, out[-6000:]
+        assert "FLY_CONFIG_DIR=" in out and "--access-token" not in out
+    assert "Set SRE_T_FLY in Fly app hotdash-production" in " ".join(runs[0][2].split())
+    state = (tmp_path / "fly" / "state.json").read_text()
+    assert '"memory_mb": 2048' in state and "SRE_T_FLY" in state and value not in state
+    assert list((tmp_path / "tmp").glob("*sre-flyctl*")) == []
