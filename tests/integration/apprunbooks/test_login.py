@@ -116,3 +116,14 @@ def test_a_hash_that_is_not_bcrypt_is_refused_unprinted(tmp_path, lab_snapshot):
 def test_bad_identifier_is_refused_before_any_sql(tmp_path):
     rc, dummy, out = playbook(tmp_path, "login_diagnose", {"login_users_table": 'users"; DROP TABLE users; --'})
     assert rc != 0 and "must be a plain identifier" in out, out
+
+
+def test_unreachable_database_is_a_finding_and_remediate_changes_nothing(tmp_path):
+    before = psql(TOTAL)
+    wrong = {"login_email": EMAIL, "sre_db_unix_socket": "", "sre_db_host": "127.0.0.1", "sre_db_port": 1}
+    rc, changed, out = playbook(tmp_path, "login_diagnose", wrong, check=True)
+    assert rc == 0 and changed == 0, out
+    assert "db_unreachable" in out and "(refused)" in out and "Traceback" not in out, out
+    rc, changed, out = playbook(tmp_path, "login_remediate", dict(wrong, sre_confirm="yes"))
+    assert rc != 0 and changed == 0 and "did not answer (refused): nothing was changed" in out, out
+    assert psql(TOTAL) == before
