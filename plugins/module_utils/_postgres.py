@@ -162,19 +162,57 @@ def connect(params, application_name=None, autocommit=False):
 
 # --------------------------------------------------------------------------- pg_triage helpers
 
-def _roots(pid, blockers, path):
-    """{root_pid: depth} for a blocked pid, following who blocks it up to pids blocked by nobody."""
-    if pid in path:  # a cycle (a deadlock not yet broken): the pid closing it stands for the root
-        return {pid: 0}
-    ups = blockers.get(pid)
-    if not ups:
-        return {pid: 0}
-    out = {}
-    for up in ups:
-        for root, depth in _roots(up, blockers, path | set([pid])).items():
-            if depth + 1 > out.get(root, -1):
-                out[root] = depth + 1
+def _components(blockers):
+    """Strongly connected components of the "blocked by" graph (iterative Tarjan, no recursion limit).
+
+    Returns them in reverse topological order: every component comes after the components its pids wait for.
+    """
+    index, low, on_stack, stack, out = {}, {}, set(), [], []
+    counter = 0
+    for start in sorted(blockers):
+        if start in index:
+            continue
+        work = [(start, iter(blockers.get(start, ())))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, ups = work[-1]
+            advanced = False
+            for up in ups:
+                if up not in index:
+                    index[up] = low[up] = counter
+                    counter += 1
+                    stack.append(up)
+                    on_stack.add(up)
+                    work.append((up, iter(blockers.get(up, ()))))
+                    advanced = True
+                    break
+                if up in on_stack:
+                    low[node] = min(low[node], index[up])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                out.append(component)
     return out
+
+
+def _merge(into, roots, shift):
+    for root, depth in roots.items():
+        if depth + shift > into.get(root, -1):
+            into[root] = depth + shift
 
 
 def build_chains(rows, lock_modes=None):
@@ -183,23 +221,44 @@ def build_chains(rows, lock_modes=None):
     Returns [{root_pid, blocked_pids, depth, lock_modes}] sorted by root_pid: every pid blocked directly or
     through others by the root, and depth = the longest wait path from the root (A <- B <- C is 2).
     lock_modes maps a blocked pid to the lock modes it waits for.
+
+    Linear in the wait edges times the roots: a lock queue of hundreds of sessions, each also queued behind
+    all those ahead of it (pg_blocking_pids' soft blocks), is one pass. A deadlock not yet broken (a cycle)
+    has no root: inside it each pid's direct blockers in the cycle stand for its roots, and for the pids
+    waiting on it every member of the cycle is a root.
     """
     lock_modes = lock_modes or {}
     blockers = {}
     for pid, blocking in rows:
         if blocking:
-            blockers[pid] = sorted(set(blocking))
+            blockers[pid] = sorted(set(blocking) - set([pid]))
+    roots_of = {}  # pid -> {root: depth} as seen by the pids waiting on it
     chains = {}
-    for pid in sorted(blockers):
-        roots = _roots(pid, blockers, set())
-        if set(roots) == set([pid]):  # only in a cycle: its direct blockers stand for the roots
-            roots = dict((up, 1) for up in blockers[pid])
-        for root, depth in roots.items():
-            if root == pid:
+    for component in _components(blockers):
+        cyclic = len(component) > 1
+        for pid in sorted(component):
+            ups = blockers.get(pid)
+            if not ups:
+                roots_of[pid] = {pid: 0}
                 continue
-            chain = chains.setdefault(root, {"root_pid": root, "blocked_pids": set(), "depth": 0, "lock_modes": set()})
-            chain["blocked_pids"].add(pid)
-            chain["depth"] = max(chain["depth"], depth)
-            chain["lock_modes"].update(lock_modes.get(pid) or [])
+            roots = {}
+            for up in ups:
+                if up in component:
+                    _merge(roots, {up: 0}, 1)
+                else:
+                    _merge(roots, roots_of.get(up, {up: 0}), 1)
+            for root, depth in roots.items():
+                chain = chains.setdefault(root, {"root_pid": root, "blocked_pids": set(), "depth": 0,
+                                                 "lock_modes": set()})
+                chain["blocked_pids"].add(pid)
+                chain["depth"] = max(chain["depth"], depth)
+                chain["lock_modes"].update(lock_modes.get(pid) or [])
+            roots_of[pid] = roots
+        if cyclic:
+            shared = dict((member, 0) for member in component)
+            for member in component:
+                _merge(shared, roots_of[member], 0)
+            for member in component:
+                roots_of[member] = shared
     return [dict(c, blocked_pids=sorted(c["blocked_pids"]), lock_modes=sorted(c["lock_modes"]))
             for dummy, c in sorted(chains.items())]

@@ -120,3 +120,26 @@ def test_argument_spec_is_fresh_and_secret():
     second = postgres_argument_spec()
     assert "default" not in second["login_host"]
     assert second["login_password"]["no_log"] is True and second["dsn"]["no_log"] is True
+
+
+def test_build_chains_deadlock_members_are_roots_of_their_waiters():
+    # 1 <-> 2 deadlocked, 3 waits on 1: both members of the cycle block 3
+    chains = build_chains([(1, [2]), (2, [1]), (3, [1])])
+    assert [(c["root_pid"], c["blocked_pids"]) for c in chains] == [(1, [2, 3]), (2, [1, 3])]
+
+
+def test_build_chains_long_lock_queue():
+    # one holder and 400 waiters, each also queued behind every waiter ahead of it (pg_blocking_pids' soft
+    # blocks): one pass over the edges (the old path search never finished from about 30 waiters on)
+    waiters = range(2, 402)
+    rows = [(1, [])] + [(pid, list(range(1, pid))) for pid in waiters]
+    chains = build_chains(rows, {pid: ["ExclusiveLock"] for pid in waiters})
+    assert len(chains) == 1
+    assert chains[0]["root_pid"] == 1 and chains[0]["blocked_pids"] == list(waiters)
+    assert chains[0]["depth"] == 400 and chains[0]["lock_modes"] == ["ExclusiveLock"]
+
+
+def test_build_chains_deep_chain_without_recursion_limit():
+    rows = [(pid, [pid - 1]) for pid in range(2, 5002)]
+    chains = build_chains(rows)
+    assert chains[0]["root_pid"] == 1 and chains[0]["depth"] == 5000

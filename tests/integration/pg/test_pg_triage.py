@@ -345,3 +345,29 @@ def test_bad_duration(pg_cluster):
     assert "idle_after" not in res["msg"] or "soon" in res["msg"]
     assert "invalid duration 'soon'" in res["msg"]
     assert "Traceback" not in res["raw"]
+
+
+def test_long_lock_queue(pg_cluster, sessions):
+    """40 sessions queued on one row: pg_blocking_pids lists each behind the holder and every waiter ahead of it
+    (soft blocks). One chain from the holder, as deep as the queue (the old path search never returned)."""
+    holder = sessions.open(autocommit=False)
+    with holder.cursor() as cur:
+        cur.execute("UPDATE triage_t SET v = v + 1 WHERE id = 1")
+    waiters = []
+    for dummy in range(40):
+        conn = sessions.open(autocommit=False)
+        sessions.background(conn, "UPDATE triage_t SET v = v + 1 WHERE id = 1")
+        waiters.append(sessions.pid(conn))
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        waiting = pg_cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
+                                  "AND wait_event_type = 'Lock'" % sessions.app).strip()
+        if int(waiting) == 40:
+            break
+        time.sleep(0.2)
+    time.sleep(1.2)
+    res = triage(pg_cluster, applications=[sessions.app])
+    chains = [c for c in res["blocking"] if c["root_pid"] == sessions.pid(holder)]
+    assert len(chains) == 1 and chains[0]["blocked_pids"] == sorted(waiters), res["blocking"]
+    assert chains[0]["depth"] >= 2
+    assert {c["root_pid"] for c in res["blocking"]} == {sessions.pid(holder)}
