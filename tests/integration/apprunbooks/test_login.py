@@ -108,8 +108,8 @@ def test_a_hash_that_is_not_bcrypt_is_refused_unprinted(tmp_path, lab_snapshot):
     bad = "$2x$10$" + "A" * 53
     varfile = tmp_path / "secret.json"
     varfile.write_text(json.dumps({"login_new_password_hash": bad}))
-    rc, dummy, out = playbook(tmp_path, "login_remediate", {"login_email": EMAIL, "sre_confirm": "yes",
-                                                        "login_delete_expired_sessions": False}, varfile=varfile)
+    extra = {"login_email": EMAIL, "sre_confirm": "yes", "login_delete_expired_sessions": False}
+    rc, dummy, out = playbook(tmp_path, "login_remediate", extra, varfile=varfile)
     assert rc != 0 and "is not a bcrypt hash" in out and bad not in out, out
 
 
