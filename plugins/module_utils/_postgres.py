@@ -5,7 +5,8 @@
 """PRIVATE to the sre.runbooks collection: PostgreSQL connection options, connecting, error categories.
 
 Kept in lockstep with the doc fragment ``sre.runbooks.postgres`` (plugins/doc_fragments/postgres.py).
-Also holds the pure helpers of pg_triage (blocking chains), so they can be unit tested without a server.
+Also holds the pure helpers of pg_triage (backend kinds, blocking chains), so they can be unit tested without a
+server.
 Not a public API: other collections must not import it.
 """
 
@@ -161,6 +162,26 @@ def connect(params, application_name=None, autocommit=False):
 
 
 # --------------------------------------------------------------------------- pg_triage helpers
+
+CLIENT = "client"
+HIDDEN = "hidden"
+
+
+def backend_kind(backend_type, datid, usesysid):
+    """CLIENT for a client backend, HIDDEN for a session the login may not inspect, None for the rest.
+
+    A login without pg_read_all_stats (pg_monitor) nor superuser sees of other roles' backends only pid, datid,
+    usesysid, application_name and the xids: backend_type, state, query, client_addr... are NULL. A row with a
+    database and a role is then another role's session (a client backend, or, which cannot be told apart, a
+    parallel worker, a logical walsender or a background worker connected to a database). The server's own
+    processes have no database (the logical replication launcher has a role, not a database).
+    """
+    if backend_type == "client backend":
+        return CLIENT
+    if backend_type is None and datid is not None and usesysid is not None:
+        return HIDDEN
+    return None
+
 
 def _components(blockers):
     """Strongly connected components of the "blocked by" graph (iterative Tarjan, no recursion limit).

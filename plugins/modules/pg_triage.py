@@ -20,6 +20,11 @@ description:
   - With O(terminate) it ends the sessions of the chosen kinds, cancelling their query first when
     O(cancel_first=true). It never touches its own session, any backend that is not a C(client backend)
     (walsenders, autovacuum, background workers), nor superusers' sessions unless O(include_superusers=true).
+  - A login that may not inspect other roles' sessions (no superuser, no C(pg_read_all_stats) nor C(pg_monitor),
+    typically the app's own C(DATABASE_URL) login) sees of them only their database, role and application.
+    They still take connection slots, so they are counted in RV(connections) (state
+    C(unknown (insufficient privilege))) and RV(saturation_pct); the finding C(limited_visibility) says how many
+    there are. They are never listed in RV(sessions) nor ended.
   - An unreachable server is a result (RV(status=unreachable)), not a failed task, unless O(fail_on) says so.
     A C(too many clients) error is RV(status=critical) with the finding C(saturated).
 author:
@@ -107,7 +112,7 @@ extends_documentation_fragment:
   - sre.runbooks.postgres
 notes:
   - Ending other users' sessions needs a superuser or a member of C(pg_signal_backend); seeing their state and
-    queries needs C(pg_read_all_stats) (or a superuser).
+    queries needs C(pg_read_all_stats) or C(pg_monitor) (or a superuser).
 seealso:
   - name: pg_stat_activity
     description: The PostgreSQL documentation of the view the module reads.
@@ -164,11 +169,16 @@ reserved_connections:
   returned: always
   type: int
 saturation_pct:
-  description: Client backends in percent of C(max_connections) minus the reserved slots; null when unknown.
+  description:
+    - Client backends (other roles' sessions the login may not inspect included) in percent of C(max_connections)
+      minus the reserved slots; null when unknown.
   returned: always
   type: float
 connections:
-  description: Client backends counted C(total), C(by_state), C(by_database), C(by_user), C(by_application), C(by_client).
+  description:
+    - Client backends counted C(total), C(by_state), C(by_database), C(by_user), C(by_application), C(by_client).
+    - Other roles' sessions the login may not inspect are counted too, under C(unknown (insufficient privilege)) in
+      C(by_state) and C(by_client).
   returned: always
   type: dict
 sessions:
@@ -251,8 +261,11 @@ from ansible_collections.sre.runbooks.plugins.module_utils._common import (
     should_fail,
 )
 from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (
+    CLIENT,
     HAS_PSYCOPG2,
+    HIDDEN,
     PgConnectError,
+    backend_kind,
     build_chains,
     connect,
     postgres_argument_spec,
@@ -266,6 +279,7 @@ except ImportError:
 
 TERMINATE_KINDS = ["idle", "idle_in_transaction", "long_running", "blockers"]
 APPLICATION_NAME = "sre.runbooks pg_triage"
+HIDDEN_KEY = "unknown (insufficient privilege)"
 
 SETTINGS_SQL = """SELECT current_setting('server_version'),
        current_setting('server_version_num')::int,
@@ -291,12 +305,14 @@ SELECT a.pid, a.usename, a.datname, a.application_name,
        a.wait_event_type, a.wait_event, left(a.query, 200),
        pg_blocking_pids(a.pid),
        COALESCE(r.rolsuper, false),
-       w.modes
+       w.modes,
+       a.datid, a.usesysid
 FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid LEFT JOIN w ON w.pid = a.pid
 ORDER BY a.pid"""
 
 ACTIVITY_COLUMNS = ("pid", "user", "database", "application", "client", "state", "backend_type", "state_s", "xact_s",
-                    "query_s", "wait_event_type", "wait_event", "query", "blocking_pids", "superuser", "waiting_modes")
+                    "query_s", "wait_event_type", "wait_event", "query", "blocking_pids", "superuser", "waiting_modes",
+                    "datid", "usesysid")
 SESSION_KEYS = ("pid", "user", "database", "application", "client", "state", "duration_s", "xact_duration_s",
                 "wait_event", "query")
 
@@ -329,10 +345,10 @@ def _session(row):
 
 
 def classify(rows, own_pid, limits):
-    """Sessions over the thresholds and the blocking chains from activity rows (client backends only)."""
+    """Sessions over the thresholds (inspectable client backends only) and the blocking chains from activity rows."""
     sessions = dict(idle=[], idle_in_transaction=[], long_running=[])
     for row in rows:
-        if row["backend_type"] != "client backend" or row["pid"] == own_pid:
+        if row["kind"] != CLIENT or row["pid"] == own_pid:
             continue
         state = row["state"] or ""
         if state == "idle" and (row["state_s"] or 0) > limits["idle_after"]:
@@ -368,7 +384,10 @@ class Triage:
             return cur.fetchall() if cur.description else []
 
     def activity(self):
-        return [dict(zip(ACTIVITY_COLUMNS, row)) for row in self._run(ACTIVITY_SQL)]
+        rows = [dict(zip(ACTIVITY_COLUMNS, row)) for row in self._run(ACTIVITY_SQL)]
+        for row in rows:
+            row["kind"] = backend_kind(row["backend_type"], row["datid"], row["usesysid"])
+        return rows
 
     def run(self):
         try:
@@ -401,15 +420,17 @@ class Triage:
         version, dummy, max_conn, reserved, self.own_pid, prepared = self._run(SETTINGS_SQL)[0]
         rows = self.activity()
         res.update(server_version=version, max_connections=max_conn, reserved_connections=reserved)
-        clients = [r for r in rows if r["backend_type"] == "client backend"]
+        # other roles' sessions the login may not inspect (HIDDEN) take connection slots all the same
+        clients = [r for r in rows if r["kind"]]
+        hidden = [r for r in clients if r["kind"] == HIDDEN]
         conns = res["connections"]
         conns["total"] = len(clients)
         for row in clients:
-            _count(conns["by_state"], row["state"] or "unknown")
+            _count(conns["by_state"], HIDDEN_KEY if row["kind"] == HIDDEN else row["state"] or "unknown")
             _count(conns["by_database"], row["database"])
             _count(conns["by_user"], row["user"])
             _count(conns["by_application"], row["application"])
-            _count(conns["by_client"], row["client"])
+            _count(conns["by_client"], HIDDEN_KEY if row["kind"] == HIDDEN else row["client"])
         usable = max(max_conn - reserved, 1)
         saturation = round(100.0 * len(clients) / usable, 1)
         res["saturation_pct"] = saturation
@@ -431,10 +452,12 @@ class Triage:
         if sessions["long_running"]:
             add("warning", "long_running", "%d queries running for more than %ss (pids %s)"
                 % (len(sessions["long_running"]), _fmt(lim["long_query_after"]), _pids(sessions["long_running"])))
+        kinds = dict((r["pid"], r["kind"]) for r in rows)
         for chain in blocking:
-            add("warning", "blocking", "pid %d blocks %d sessions (%s), %d deep"
-                % (chain["root_pid"], len(chain["blocked_pids"]), ", ".join(str(p) for p in chain["blocked_pids"]),
-                   chain["depth"]))
+            add("warning", "blocking", "pid %d%s blocks %d sessions (%s), %d deep"
+                % (chain["root_pid"], " (a session the login may not inspect nor end)"
+                   if kinds.get(chain["root_pid"]) == HIDDEN else "",
+                   len(chain["blocked_pids"]), ", ".join(str(p) for p in chain["blocked_pids"]), chain["depth"]))
         res["prepared_transactions"] = prepared or []
         old = [p for p in res["prepared_transactions"] if float(p["age_s"]) > lim["idle_in_transaction_after"]]
         for item in res["prepared_transactions"]:
@@ -445,10 +468,10 @@ class Triage:
         ages = [r["xact_s"] for r in clients if r["xact_s"] is not None and r["pid"] != self.own_pid]
         ages += [p["age_s"] for p in res["prepared_transactions"]]
         res["oldest_xact_s"] = _round(max(ages)) if ages else None
-        if any(r["state"] is None for r in clients):
-            add("info", "limited_visibility", "the login user cannot see the state of every session "
-                "(grant pg_read_all_stats)")
         self.rows = dict((r["pid"], r) for r in rows)
+        if hidden:
+            login = (self.rows.get(self.own_pid) or {}).get("user") or "<login>"
+            add("warning", "limited_visibility", _hidden_message(hidden, login))
 
     def _wanted(self, sessions, blocking):
         """{pid: row} of the sessions to end, in the targeted kinds, after the filters."""
@@ -466,7 +489,7 @@ class Triage:
         p = self.params
         out = {}
         for pid, row in picked.items():
-            if pid == self.own_pid or row["backend_type"] != "client backend":
+            if pid == self.own_pid or row["kind"] != CLIENT:
                 continue
             if row["superuser"] and not p["include_superusers"]:
                 continue
@@ -530,6 +553,16 @@ class Triage:
 
 def _fmt(seconds):
     return ("%g" % seconds)
+
+
+def _hidden_message(hidden, login):
+    users = {}
+    for row in hidden:
+        _count(users, row["user"])
+    return ("%d sessions of other roles (%s) cannot be inspected by %s: counted in the saturation, but their state, "
+            "queries and age are unknown and they are never ended; GRANT pg_monitor TO %s (or pg_read_all_stats) "
+            "to see them, and pg_signal_backend to end them"
+            % (len(hidden), ", ".join("%s: %d" % item for item in sorted(users.items())), login, login))
 
 
 def _pids(rows):

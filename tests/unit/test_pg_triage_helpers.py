@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests for the pure helpers of plugins/module_utils/_postgres.py (chains, scrubbing, categories, DSN)."""
+"""Unit tests for the pure helpers of plugins/module_utils/_postgres.py (backend kinds, chains, scrubbing,
+categories, DSN)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import sys  # noqa: E402
 
 sys.path.insert(0, str(ensure_collection_link()))
 from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (  # noqa: E402
+    CLIENT,
+    HIDDEN,
+    backend_kind,
     build_chains,
     categorize,
     connection_kwargs,
@@ -143,3 +147,23 @@ def test_build_chains_deep_chain_without_recursion_limit():
     rows = [(pid, [pid - 1]) for pid in range(2, 5002)]
     chains = build_chains(rows)
     assert chains[0]["root_pid"] == 1 and chains[0]["depth"] == 5000
+
+
+@pytest.mark.parametrize("backend_type, datid, usesysid, kind", [
+    ("client backend", 5, 16385, CLIENT),
+    ("client backend", None, None, CLIENT),
+    # another role's session seen without pg_read_all_stats: a database and a role, nothing else
+    (None, 5, 16385, HIDDEN),
+    # the server's own processes seen without pg_read_all_stats: no database (checkpointer, walwriter...: no role;
+    # the logical replication launcher: a role)
+    (None, None, None, None),
+    (None, None, 10, None),
+    (None, 5, None, None),
+    # visible non-client backends
+    ("autovacuum worker", 5, None, None),
+    ("walsender", None, 10, None),
+    ("parallel worker", 5, 16385, None),
+    ("logical replication launcher", None, 10, None),
+])
+def test_backend_kind(backend_type, datid, usesysid, kind):
+    assert backend_kind(backend_type, datid, usesysid) == kind

@@ -19,6 +19,10 @@ from conftest import run_module
 
 ROLE = "triage_app"
 ROLE_PASSWORD = "app-pw-71c3"
+VIEWER = "triage_viewer"  # an app's own login: no superuser, no pg_read_all_stats / pg_monitor
+MONITOR = "triage_monitor"  # granted pg_monitor
+OTHER_PASSWORD = "other-pw-5e0a"
+HIDDEN_KEY = "unknown (insufficient privilege)"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -52,9 +56,11 @@ class Sessions:
         self.pids = {}
         self.threads = []
 
-    def open(self, superuser=False, autocommit=True):
+    def open(self, superuser=False, autocommit=True, user=None):
         if superuser:
             conn = self.cluster.connect(application_name=self.app)
+        elif user:
+            conn = self.cluster.connect(user=user, password=OTHER_PASSWORD, application_name=self.app)
         else:
             conn = self.cluster.connect(user=ROLE, password=ROLE_PASSWORD, application_name=self.app)
         conn.autocommit = autocommit
@@ -371,3 +377,99 @@ def test_long_lock_queue(pg_cluster, sessions):
     assert len(chains) == 1 and chains[0]["blocked_pids"] == sorted(waiters), res["blocking"]
     assert chains[0]["depth"] >= 2
     assert {c["root_pid"] for c in res["blocking"]} == {sessions.pid(holder)}
+
+
+@pytest.fixture(scope="module")
+def other_logins(pg_cluster, app_role):
+    for role, grant in ((VIEWER, None), (MONITOR, "pg_monitor")):
+        pg_cluster.psql("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN "
+                        "CREATE ROLE %s LOGIN PASSWORD '%s'; END IF; END$$" % (role, role, OTHER_PASSWORD))
+        if grant:
+            pg_cluster.psql("GRANT %s TO %s" % (grant, role))
+    pg_cluster.psql("GRANT ALL ON triage_t TO %s" % VIEWER)
+    return VIEWER, MONITOR
+
+
+def as_login(cluster, role, check_mode=False, **args):
+    return triage(cluster, check_mode=check_mode, login_user=role, login_password=OTHER_PASSWORD, **args)
+
+
+def client_backends(cluster):
+    return int(cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"))
+
+
+def test_unprivileged_login_counts_sessions_it_cannot_inspect(pg_cluster, sessions, other_logins):
+    """The app's own login sees other roles' sessions without backend_type, state nor query: they still fill the
+    pool. 95 of triage_app's sessions (idle, idle in a transaction, a long query) with 117 usable slots: saturation
+    82%, seen by the unprivileged login as by a superuser; none of them is listed nor ended."""
+    idle = [sessions.open() for dummy in range(93)]
+    iit = sessions.open(autocommit=False)
+    with iit.cursor() as cur:
+        cur.execute("SELECT 1")
+    sleeper = sessions.open()
+    sessions.background(sleeper, "SELECT pg_sleep(30)")
+    others = sorted(sessions.pid(c) for c in sessions.conns)
+    time.sleep(1.5)
+    everything = ["idle", "idle_in_transaction", "long_running", "blockers"]
+
+    res = as_login(pg_cluster, VIEWER, terminate=everything)
+    expected_total = client_backends(pg_cluster)  # psql's own session stands for the module's
+    conns = res["connections"]
+    assert res["rc"] == 0 and res["error"] is None, res["raw"]
+    assert conns["total"] == expected_total and conns["total"] >= 96, conns
+    assert conns["by_application"][sessions.app] == 95
+    assert conns["by_user"][ROLE] == 95 and conns["by_user"][VIEWER] == 1
+    assert conns["by_state"][HIDDEN_KEY] == conns["total"] - 1 and conns["by_state"]["active"] == 1, conns
+    assert conns["by_client"][HIDDEN_KEY] == conns["total"] - 1
+    assert res["saturation_pct"] == pytest.approx(100.0 * conns["total"] / 117, abs=0.1)
+    assert res["saturation_pct"] >= 80
+    findings = {f["code"]: f for f in res["findings"]}
+    assert findings["saturation"]["severity"] == "warning"
+    assert findings["limited_visibility"]["severity"] == "warning"
+    message = findings["limited_visibility"]["message"]
+    assert message.startswith("%d sessions of other roles" % (conns["total"] - 1)), message
+    assert "%s: 95" % ROLE in message
+    assert "GRANT pg_monitor TO %s" % VIEWER in message and "pg_read_all_stats" in message
+    assert "pg_signal_backend" in message
+    assert res["status"] == "warning"
+    listed = [s["pid"] for kind in res["sessions"] for s in res["sessions"][kind]]
+    assert not set(listed) & set(others)
+    assert res["would_terminate"] == [] and res["terminated"] == [] and res["cancelled"] == []
+    assert res["changed"] is False
+    assert alive(pg_cluster, others) == others
+    state = pg_cluster.psql("SELECT state FROM pg_stat_activity WHERE pid = %d" % sessions.pid(sleeper)).strip()
+    assert state == "active"
+
+    # granted pg_monitor: the same sessions fully visible, the same count
+    mon = as_login(pg_cluster, MONITOR, check_mode=True, terminate=["idle", "idle_in_transaction", "long_running"],
+                   applications=[sessions.app], terminate_limit=200)
+    assert mon["connections"]["total"] == conns["total"]
+    assert mon["saturation_pct"] == res["saturation_pct"]
+    assert HIDDEN_KEY not in mon["connections"]["by_state"] and HIDDEN_KEY not in mon["connections"]["by_client"]
+    assert mon["connections"]["by_state"]["idle"] >= 93
+    assert "limited_visibility" not in {f["code"] for f in mon["findings"]}
+    assert pids_of(mon, "idle", sessions.app) == sorted(sessions.pid(c) for c in idle)
+    assert pids_of(mon, "idle_in_transaction", sessions.app) == [sessions.pid(iit)]
+    assert pids_of(mon, "long_running", sessions.app) == [sessions.pid(sleeper)]
+    assert mon["would_terminate"] == others
+    assert alive(pg_cluster, others) == others
+
+
+def test_unprivileged_login_never_ends_a_blocker_it_cannot_inspect(pg_cluster, sessions, other_logins):
+    """triage_app holds a row lock the viewer's own session waits for: the chain is reported, its root (hidden
+    from the viewer) is not ended."""
+    holder = sessions.open(autocommit=False)
+    with holder.cursor() as cur:
+        cur.execute("UPDATE triage_t SET v = v + 1 WHERE id = 1")
+    waiter = sessions.open(autocommit=False, user=VIEWER)
+    sessions.background(waiter, "UPDATE triage_t SET v = v + 1 WHERE id = 1")
+    time.sleep(1.5)
+    res = as_login(pg_cluster, VIEWER, terminate=["blockers"], applications=[sessions.app])
+    chains = [c for c in res["blocking"] if c["root_pid"] == sessions.pid(holder)]
+    assert len(chains) == 1 and chains[0]["blocked_pids"] == [sessions.pid(waiter)], res["blocking"]
+    blocking = [f["message"] for f in res["findings"] if f["code"] == "blocking"]
+    assert any("may not inspect nor end" in m for m in blocking), blocking
+    assert "limited_visibility" in {f["code"] for f in res["findings"]}
+    assert res["would_terminate"] == [] and res["terminated"] == [] and res["cancelled"] == []
+    assert alive(pg_cluster, [sessions.pid(holder), sessions.pid(waiter)]) == sorted(
+        [sessions.pid(holder), sessions.pid(waiter)])
