@@ -114,7 +114,7 @@ def test_a_refused_delete_deletes_nothing_and_restores_writes(playbook, pg_clust
     variables = {"sre_db_name": app_db, "data_integrity_relations": CHAINED[:1] + [
         {"child": "sessions", "column": "user_id", "parent": "users", "parent_column": "id"}],
         "data_integrity_save_dir": str(tmp_path / "saved"), "sre_confirm": "yes"}
-    rc, _, out = playbook("data_integrity_remediate", variables)
+    rc, dummy, out = playbook("data_integrity_remediate", variables)
     assert rc != 0 and "items_category_id_fkey" in out and "NOT deleted" in out, out
     assert item_ids(pg_cluster, app_db) == "1,2,3,4,5"
     assert pg_cluster.psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM categories", dbname=app_db).strip() == "1,2"

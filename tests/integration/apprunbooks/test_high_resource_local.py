@@ -83,7 +83,7 @@ def test_refused_swapon_is_a_finding_unchanged_every_run(swap_step):
         pytest.skip("needs root and a tmpfs /dev/shm (tmpfs refuses swap files)")
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
         swap = Path(tmp) / "swapfile"
-        for _ in range(2):  # idempotent: the same finding, nothing changed, no file left
+        for dummy in range(2):  # idempotent: the same finding, nothing changed, no file left
             rc, changed, out = swap_step(swap)
             assert rc == 0 and changed == 0, out
             assert "swap_refused" in out and "swapon %s was refused (swapon:" % swap in out, out
@@ -181,11 +181,11 @@ def test_kernel_log_not_available_is_a_finding(diagnose, tmp_path):
 
 
 def test_a_real_kernel_log_error_is_not_hidden(diagnose, tmp_path):
-    rc, _, out = diagnose({"high_resource_oom_since": "not-a-time"})
+    rc, dummy, out = diagnose({"high_resource_oom_since": "not-a-time"})
     assert rc != 0 and "Failed to parse timestamp" in out, out
 
     fake = tmp_path / "bin"
     fake_tool(fake, "journalctl", "No journal files were found.", 1)
     fake_tool(fake, "dmesg", "dmesg: invalid option -- 'T'", 1)
-    rc, _, out = diagnose(path_dir=fake)
+    rc, dummy, out = diagnose(path_dir=fake)
     assert rc != 0 and "invalid option" in out, out

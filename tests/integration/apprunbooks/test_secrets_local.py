@@ -130,6 +130,6 @@ def test_dotenv_refuses_a_value_python_dotenv_would_expand(tmp_path, collections
     value = "s3cret-${HOME}-tail"
     variables = {"sre_target_kind": "compose", "secrets_env_file": str(env_file), "secrets_restart": False,
                  "secrets_values": {"SRE_T_EXPANDED": value}, "sre_confirm": "yes"}
-    rc, _, out = run(tmp_path, "secrets_remediate", variables)
+    rc, dummy, out = run(tmp_path, "secrets_remediate", variables)
     assert rc != 0 and env_file.read_text() == EXISTING, out
     assert "the value of SRE_T_EXPANDED holds ${...}" in " ".join(out.split()) and value not in out, out

@@ -86,21 +86,21 @@ def test_the_token_reaches_flyctl_and_never_shows_at_vvvv(fly_run, tmp_path):
     runs = [fly_run(REPO / "playbooks" / "app_down_diagnose.yml", check=True),
             fly_run(REPO / "playbooks" / "deploy_failure_diagnose.yml", check=True),
             fly_run(book, {"out_file": str(tmp_path / "seen.json")})]
-    for rc, _, out in runs:
+    for rc, dummy, out in runs:
         assert CANARY not in out and "CANARY" not in out, "the Fly API token shows in the output"
         assert rc == 0, out[-6000:]
         assert "EXEC" in out and "FLY_CONFIG_DIR=" in out  # really -vvvv, and flyctl got its config dir
     assert runs[0][1] == 0 and runs[1][1] == 0  # diagnose: the token file does not count as a change
     seen = json.loads((tmp_path / "seen.json").read_text())
-    assert seen["status"]["running"] and seen["status"]["release"]["image_ref"].startswith(GOOD.split(":")[0])
+    assert seen["status"]["running"] and seen["status"]["release"]["image_ref"].startswith(GOOD.split(":", maxsplit=1)[0])
     assert left_behind(tmp_path / "incidents") == [] and left_behind(tmp_path / "fly") == []
     assert list((tmp_path / "tmp").glob("*sre-flyctl*")) == []  # every private config removed
 
 
 def test_without_the_token_the_fake_refuses_so_the_proof_is_not_vacuous(fly_run):
-    rc, _, out = fly_run(REPO / "playbooks" / "app_down_diagnose.yml", token="", verbosity=1, check=True)
+    rc, dummy, out = fly_run(REPO / "playbooks" / "app_down_diagnose.yml", token="", verbosity=1, check=True)
     assert rc != 0 and "No access token available" in out, out[-3000:]
-    rc, _, out = fly_run(REPO / "playbooks" / "app_down_diagnose.yml", token="FlyV1 fm2_wrong", verbosity=1,
+    rc, dummy, out = fly_run(REPO / "playbooks" / "app_down_diagnose.yml", token="FlyV1 fm2_wrong", verbosity=1,
                          check=True)
     assert rc != 0 and "You must be authenticated" in out and "fm2_wrong" not in out, out[-3000:]
 
