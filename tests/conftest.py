@@ -145,6 +145,18 @@ def cluster_base(prefix="sre-pg-") -> Path:
     return base
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pg_can_reach_tmp(tmp_path_factory):
+    """Files the tests hand to 'postgres' (dumps for pg_restore, SQL files) sit under pytest's temp root,
+    which pytest makes 0700: let other users traverse it (o+x only, no listing)."""
+    if os.geteuid() != 0:
+        return
+    base = tmp_path_factory.getbasetemp()
+    os.chmod(base, 0o711)
+    if base.parent.name.startswith("pytest-of-"):
+        os.chmod(base.parent, 0o711)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
     """A running throwaway PostgreSQL cluster for the whole test session."""

@@ -26,17 +26,6 @@ SCHEMA = REPO / "lab" / "app" / "schema.sql"
 _COUNTER = itertools.count()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def pg_can_reach_tmp(tmp_path_factory):
-    """initdb runs as 'postgres' and must traverse pytest's 0700 temp root (same as tests/integration/backup)."""
-    if os.geteuid() != 0:
-        return
-    base = tmp_path_factory.getbasetemp()
-    os.chmod(base, 0o711)
-    if base.parent.name.startswith("pytest-of-"):
-        os.chmod(base.parent, 0o711)
-
-
 @pytest.fixture
 def app_db(pg_cluster):
     """A new database with the lab app's tables, dropped afterwards."""

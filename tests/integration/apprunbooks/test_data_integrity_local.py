@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from app_support import app_db, pg_can_reach_tmp, playbook  # noqa: F401  pylint: disable=unused-import
+from app_support import app_db, playbook  # noqa: F401  pylint: disable=unused-import
 
 RELATIONS = [{"child": "items", "column": "category_id", "parent": "categories", "parent_column": "id"}]
 

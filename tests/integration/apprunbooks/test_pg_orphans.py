@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from app_support import app_db, pg_can_reach_tmp  # noqa: F401  pylint: disable=unused-import
+from app_support import app_db  # noqa: F401  pylint: disable=unused-import
 
 RELATIONS = [{"child": "categories", "column": "menu_id", "parent": "menus"},
              {"child": "items", "column": "category_id", "parent": "categories", "parent_column": "id"}]

@@ -91,22 +91,6 @@ def backup_helpers():
     return types.SimpleNamespace(dump=dump, fingerprints=table_fingerprints, repo=Path(__file__).resolve().parents[3])
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _pg_can_reach_tmp(tmp_path_factory):
-    """pytest makes its temp root 0700; initdb runs as 'postgres' and must traverse it (o+x only).
-
-    Works around tests/conftest.py's pg_cluster failing with 'Permission denied' under pytest >= 7.3.
-    Another pytest session starting meanwhile resets the root to 0700 and the cluster dies: run with
-    --basetemp outside /tmp/pytest-of-root (or fix pg_cluster to live outside pytest's temp root).
-    """
-    if os.geteuid() != 0:
-        return
-    base = tmp_path_factory.getbasetemp()
-    os.chmod(base, 0o711)
-    if base.parent.name.startswith("pytest-of-"):
-        os.chmod(base.parent, 0o711)
-
-
 @pytest.fixture(scope="session")
 def source_db(pg_cluster):
     """A small database with several tables (two schemas, an odd name, an empty table, a view)."""

@@ -7,7 +7,6 @@ as a non-superuser role. Small thresholds (1 s) and ~1.5 s sleeps keep it fast.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -23,17 +22,6 @@ VIEWER = "triage_viewer"  # an app's own login: no superuser, no pg_read_all_sta
 MONITOR = "triage_monitor"  # granted pg_monitor
 OTHER_PASSWORD = "other-pw-5e0a"
 HIDDEN_KEY = "unknown (insufficient privilege)"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _pg_can_reach_tmp(tmp_path_factory):
-    """pytest makes its temp root 0700; initdb runs as 'postgres' and must traverse it (o+x only)."""
-    if os.geteuid() != 0:
-        return
-    base = tmp_path_factory.getbasetemp()
-    os.chmod(base, 0o711)
-    if base.parent.name.startswith("pytest-of-"):
-        os.chmod(base.parent, 0o711)
 
 
 @pytest.fixture(scope="module")

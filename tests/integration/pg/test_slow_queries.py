@@ -35,17 +35,6 @@ RESULT_KEYS = {"status", "findings", "server_version", "pg_stat_statements", "st
                "queries", "error_category", "error"}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _pg_can_reach_tmp(tmp_path_factory):
-    """pytest makes its temp root 0700; initdb runs as 'postgres' and must traverse it (o+x only)."""
-    if os.geteuid() != 0:
-        return
-    base = tmp_path_factory.getbasetemp()
-    os.chmod(base, 0o711)
-    if base.parent.name.startswith("pytest-of-"):
-        os.chmod(base.parent, 0o711)
-
-
 @pytest.fixture(scope="module")
 def slowq_db(pg_cluster):
     pg_cluster.psql("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN "
