@@ -34,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,7 +43,7 @@ import psycopg2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import PgCluster, free_port, run_module  # noqa: E402
+from conftest import PgCluster, free_port, run_in_background, run_module  # noqa: E402
 
 ROLE = "bench_app"
 BASELINE_SQL = [
@@ -77,15 +76,7 @@ class Load:
         return conn
 
     def _background(self, conn, sql):
-        def run():
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(sql)
-            except psycopg2.Error:
-                pass
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        self.threads.append(thread)
+        run_in_background(conn, sql, self.threads)
 
     def start(self):
         kinds = [kind for kind, count in self.plan for dummy in range(count)]

@@ -7,14 +7,13 @@ as a non-superuser role. Small thresholds (1 s) and ~1.5 s sleeps keep it fast.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
 import psycopg2
 import pytest
 
-from conftest import run_module
+from conftest import run_in_background, run_module
 
 ROLE = "triage_app"
 ROLE_PASSWORD = "app-pw-71c3"
@@ -61,16 +60,7 @@ class Sessions:
 
     def background(self, conn, sql):
         """Run sql in a thread (it blocks or sleeps); errors (terminated session) are expected."""
-        def run():
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(sql)
-            except psycopg2.Error:
-                pass
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-        return thread
+        return run_in_background(conn, sql, self.threads)
 
     def close(self):
         for conn in self.conns:

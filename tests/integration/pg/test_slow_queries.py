@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from conftest import REPO, ensure_collection_link, run_module
+from conftest import REPO, ensure_collection_link, run_in_background, run_module
 
 ROLE = "slowq_app"
 ROLE_PASSWORD = "slowq-pw-83d1"
@@ -71,15 +70,7 @@ class Sessions:
         return conn
 
     def background(self, conn, sql):
-        def run():
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(sql)
-            except psycopg2.Error:
-                pass
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        self.threads.append(thread)
+        run_in_background(conn, sql, self.threads)
 
     def deaf(self):
         """A session whose query swallows cancels (plpgsql catching query_canceled, a real-world pattern); a
