@@ -101,7 +101,7 @@ def test_without_the_token_the_fake_refuses_so_the_proof_is_not_vacuous(fly_run)
     rc, dummy, out = fly_run(REPO / "playbooks" / "app_down_diagnose.yml", token="", verbosity=1, check=True)
     assert rc != 0 and "No access token available" in out, out[-3000:]
     rc, dummy, out = fly_run(REPO / "playbooks" / "app_down_diagnose.yml", token="FlyV1 fm2_wrong", verbosity=1,
-                         check=True)
+                             check=True)
     assert rc != 0 and "You must be authenticated" in out and "fm2_wrong" not in out, out[-3000:]
 
 
