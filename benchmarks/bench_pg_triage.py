@@ -43,7 +43,8 @@ import psycopg2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import PgCluster, free_port, run_in_background, run_module  # noqa: E402
+from conftest import PgCluster, free_port, run_module  # noqa: E402
+from pg_sessions import run_in_background  # noqa: E402
 
 ROLE = "bench_app"
 BASELINE_SQL = [

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -144,25 +143,6 @@ def cluster_base(prefix="sre-pg-") -> Path:
     base = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp" if os.path.isdir("/var/tmp") else None))
     base.chmod(0o711)
     return base
-
-
-def run_in_background(conn, sql, threads=None):
-    """Run sql on conn in a daemon thread (it blocks, sleeps or waits on a lock); the errors of a session
-    that gets cancelled or terminated are expected and swallowed. Returns the thread (also appended to
-    threads when given)."""
-    import psycopg2
-
-    def run():
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        except psycopg2.Error:
-            pass
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    if threads is not None:
-        threads.append(thread)
-    return thread
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,7 +13,8 @@ import uuid
 import psycopg2
 import pytest
 
-from conftest import run_in_background, run_module
+from conftest import run_module
+from pg_sessions import run_in_background
 
 ROLE = "triage_app"
 ROLE_PASSWORD = "app-pw-71c3"

@@ -22,7 +22,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from conftest import REPO, ensure_collection_link, run_in_background, run_module
+from conftest import REPO, ensure_collection_link, run_module
+from pg_sessions import run_in_background
 
 ROLE = "slowq_app"
 ROLE_PASSWORD = "slowq-pw-83d1"
