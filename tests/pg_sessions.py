@@ -27,4 +27,3 @@ def run_in_background(conn, sql, threads=None):
     if threads is not None:
         threads.append(thread)
     return thread
-
