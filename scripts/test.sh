@@ -32,11 +32,11 @@ venv() { "$here/scripts/venv.sh"; }
 stage_bootstrap() { "$here/scripts/bootstrap.sh"; }
 
 stage_unit() {
-  "$(venv)/bin/python" -m pytest -q -p no:cacheprovider tests/unit
+  SRE_LAB_REQUIRED=1 "$(venv)/bin/python" -m pytest -q -p no:cacheprovider tests/unit
 }
 
 # The lab runs before the integration stage: its tests skip without it when run by hand, but here
-# SRE_LAB_REQUIRED=1 turns such a skip into a failure (tests/conftest.py).
+# SRE_LAB_REQUIRED=1 turns any skip into a failure (tests/conftest.py).
 stage_integration() {
   SRE_LAB_REQUIRED=1 "$(venv)/bin/python" -m pytest -q -p no:cacheprovider tests/integration
 }

@@ -77,3 +77,18 @@ def incident_text(tmp_path):
         return "".join(p.read_text(errors="replace") for p in sorted(root.rglob("*")) if p.is_file())
 
     return read
+
+
+def seed_chained_orphans(pg_cluster, db):
+    """Menu 1 with category 1 (2 items); category 2 points at a missing menu and item 3 sits under it
+    (a foreign key still holds item 3 to category 2); items 4 and 5 point at a missing category.
+    FK triggers are disabled while the orphans go in."""
+    pg_cluster.psql(
+        "INSERT INTO menus (id, name) VALUES (1, 'lunch');"
+        "INSERT INTO categories (id, menu_id, name) VALUES (1, 1, 'mains');"
+        "INSERT INTO items (id, category_id, name, price_cents) VALUES (1, 1, 'soup', 500), (2, 1, 'stew', 900);"
+        "ALTER TABLE categories DISABLE TRIGGER ALL; ALTER TABLE items DISABLE TRIGGER ALL;"
+        "INSERT INTO categories (id, menu_id, name) VALUES (2, 99, 'ghost');"
+        "INSERT INTO items (id, category_id, name, price_cents) VALUES (3, 2, 'ghost item', 100),"
+        " (4, 404, 'lost one', 200), (5, 404, 'lost two', 300);"
+        "ALTER TABLE categories ENABLE TRIGGER ALL; ALTER TABLE items ENABLE TRIGGER ALL;", dbname=db)

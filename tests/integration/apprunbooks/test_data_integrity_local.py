@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from app_support import app_db, playbook  # noqa: F401  pylint: disable=unused-import
+from app_support import app_db, playbook, seed_chained_orphans  # noqa: F401  pylint: disable=unused-import
 
 RELATIONS = [{"child": "items", "column": "category_id", "parent": "categories", "parent_column": "id"}]
 
@@ -55,15 +55,7 @@ CHAINED = [{"child": "categories", "column": "menu_id", "parent": "menus", "pare
 def chained_orphans(pg_cluster, db):
     """Category 2 points at a missing menu and item 3 sits under it (a foreign key still holds item 3 to
     category 2); items 4 and 5 point at a missing category."""
-    pg_cluster.psql(
-        "INSERT INTO menus (id, name) VALUES (1, 'lunch');"
-        "INSERT INTO categories (id, menu_id, name) VALUES (1, 1, 'mains');"
-        "INSERT INTO items (id, category_id, name, price_cents) VALUES (1, 1, 'soup', 500), (2, 1, 'stew', 900);"
-        "ALTER TABLE categories DISABLE TRIGGER ALL; ALTER TABLE items DISABLE TRIGGER ALL;"
-        "INSERT INTO categories (id, menu_id, name) VALUES (2, 99, 'ghost');"
-        "INSERT INTO items (id, category_id, name, price_cents) VALUES (3, 2, 'ghost item', 100),"
-        " (4, 404, 'lost one', 200), (5, 404, 'lost two', 300);"
-        "ALTER TABLE categories ENABLE TRIGGER ALL; ALTER TABLE items ENABLE TRIGGER ALL;", dbname=db)
+    seed_chained_orphans(pg_cluster, db)
 
 
 def rows_of(pg_cluster, db, table):

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from app_support import app_db  # noqa: F401  pylint: disable=unused-import
+from app_support import app_db, seed_chained_orphans  # noqa: F401  pylint: disable=unused-import
 
 RELATIONS = [{"child": "categories", "column": "menu_id", "parent": "menus"},
              {"child": "items", "column": "category_id", "parent": "categories", "parent_column": "id"}]
@@ -18,15 +18,7 @@ RELATIONS = [{"child": "categories", "column": "menu_id", "parent": "menus"},
 def orphan_db(pg_cluster, app_db):
     """Menu 1 with category 1 (2 items); category 2 points at a missing menu (orphan) and has 1 item;
     items 4 and 5 point at a missing category. FK triggers are disabled while the orphans go in."""
-    pg_cluster.psql(
-        "INSERT INTO menus (id, name) VALUES (1, 'lunch');"
-        "INSERT INTO categories (id, menu_id, name) VALUES (1, 1, 'mains');"
-        "INSERT INTO items (id, category_id, name, price_cents) VALUES (1, 1, 'soup', 500), (2, 1, 'stew', 900);"
-        "ALTER TABLE categories DISABLE TRIGGER ALL; ALTER TABLE items DISABLE TRIGGER ALL;"
-        "INSERT INTO categories (id, menu_id, name) VALUES (2, 99, 'ghost');"
-        "INSERT INTO items (id, category_id, name, price_cents) VALUES (3, 2, 'ghost item', 100),"
-        " (4, 404, 'lost one', 200), (5, 404, 'lost two', 300);"
-        "ALTER TABLE categories ENABLE TRIGGER ALL; ALTER TABLE items ENABLE TRIGGER ALL;", dbname=app_db)
+    seed_chained_orphans(pg_cluster, app_db)
     return app_db
 
 

@@ -3,19 +3,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import psycopg2
 import pytest
 
-from conftest import REPO, ensure_collection_link
+from conftest import ensure_collection_link
+from pg_sessions import run_playbook
 
 ROLE = "dbconn_app"
 ROLE_PASSWORD = "dbconn-pw-5e1a"
@@ -31,7 +26,6 @@ def app_role(pg_cluster):
 def playbook(cluster, name, tmp_path, app, check=False, **extra):
     ensure_collection_link()
     evars = {
-        "ansible_python_interpreter": sys.executable,
         "sre_db_host": cluster.host, "sre_db_port": cluster.port, "sre_db_user": "postgres",
         "sre_db_password": cluster.password, "sre_db_name": "postgres",
         "sre_db_unix_socket": str(cluster.sockdir), "sre_db_admin_user": "postgres",
@@ -41,20 +35,7 @@ def playbook(cluster, name, tmp_path, app, check=False, **extra):
         "db_connections_applications": [app],
     }
     evars.update(extra)
-    varfile = tmp_path / ("vars-%s.json" % uuid.uuid4().hex[:6])
-    varfile.write_text(json.dumps(evars))
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-            "-e", "@%s" % varfile, str(REPO / "playbooks" / name)]
-    if check:
-        argv.append("--check")
-    env = dict(os.environ, SRE_INCIDENT_DIR=str(tmp_path / "incidents"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, env=env, timeout=300, check=False)
-    out = proc.stdout + proc.stderr
-    recap = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out)
-    assert recap, out
-    assert cluster.password not in out
-    ok, changed, unreachable, failed = (int(x) for x in recap.groups())
-    return proc.returncode, changed, failed, out
+    return run_playbook(cluster, name, tmp_path, evars, check)
 
 
 def alive(cluster, pids):

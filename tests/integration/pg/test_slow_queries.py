@@ -10,20 +10,14 @@ Sessions use their own application_name, so other tests' sessions are never touc
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import psycopg2
 import pytest
 
-from conftest import REPO, ensure_collection_link, run_module
-from pg_sessions import run_in_background
+from conftest import ensure_collection_link, run_module
+from pg_sessions import run_in_background, run_playbook
 
 ROLE = "slowq_app"
 ROLE_PASSWORD = "slowq-pw-83d1"
@@ -340,7 +334,6 @@ def test_bad_options(pg_cluster):
 def playbook(cluster, name, tmp_path, app, check=False, **extra):
     ensure_collection_link()
     evars = {
-        "ansible_python_interpreter": sys.executable,
         "sre_db_host": cluster.host, "sre_db_port": cluster.port, "sre_db_user": "postgres",
         "sre_db_password": cluster.password, "sre_db_name": DB_WITH,
         "sre_db_unix_socket": str(cluster.sockdir), "sre_db_admin_user": "postgres",
@@ -349,20 +342,7 @@ def playbook(cluster, name, tmp_path, app, check=False, **extra):
         "slow_queries_applications": [app],
     }
     evars.update(extra)
-    varfile = tmp_path / ("vars-%s.json" % uuid.uuid4().hex[:6])
-    varfile.write_text(json.dumps(evars))
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-            "-e", "@%s" % varfile, str(REPO / "playbooks" / name)]
-    if check:
-        argv.append("--check")
-    env = dict(os.environ, SRE_INCIDENT_DIR=str(tmp_path / "incidents"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, env=env, timeout=300, check=False)
-    out = proc.stdout + proc.stderr
-    recap = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out)
-    assert recap, out
-    assert cluster.password not in out
-    ok, changed, unreachable, failed = (int(x) for x in recap.groups())
-    return proc.returncode, changed, failed, out
+    return run_playbook(cluster, name, tmp_path, evars, check)
 
 
 def test_playbooks_diagnose_plan_confirm_idempotent(pg_cluster, sessions, tmp_path):
