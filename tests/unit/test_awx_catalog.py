@@ -43,8 +43,8 @@ def test_job_template(template):
     questions = {q["variable"]: q for q in template["survey_spec"]["spec"]}
     phase = template["name"].rsplit(" ", 1)[1]
     if phase == "release":
-        assert questions["sre_deploy_release"]["required"] is True
-    elif phase == "diagnose":
+        assert questions["target_deploy_release"]["required"] is True
+    if phase == "diagnose":
         assert template["job_type"] == "check" and "sre_confirm" not in questions
     else:
         assert template["job_type"] == "run"
