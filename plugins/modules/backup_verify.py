@@ -26,7 +26,8 @@ description:
     including archives written to a pipe, which carry no data offsets.
   - Age, size, size drop against the earlier backups, sha256 and expected tables are checked when asked.
   - O(trial_restore=true) restores the backup into a throwaway database on the server given by the
-    connection options, counts its tables and rows, and always drops it afterwards.
+    connection options, counts its tables and rows, and always drops it afterwards. It restores the way
+    M(sre.runbooks.pg_restore_into) does (the same code), with C(--no-owner --no-privileges).
   - Never writes to the backup. A missing path, an empty directory or an unreadable file is a finding.
 author:
   - sre.runbooks contributors (@sre-runbooks)
@@ -126,6 +127,7 @@ notes:
   - Checked against the output of C(pg_dump) 15. Archive versions 1.10 to 1.16 (PostgreSQL 9.0 to 17) are read;
     lz4 and zstd compressed data are reported as not verifiable.
 seealso:
+  - module: sre.runbooks.pg_restore_into
   - name: pg_dump
     description: The PostgreSQL documentation of the dump formats.
     link: https://www.postgresql.org/docs/current/app-pgdump.html
@@ -280,6 +282,13 @@ trial_restore:
     error:
       description: Why the restore failed, when it failed.
       type: str
+    missing:
+      description: Tables of the backup that are not in the restored database (null when it did not run).
+      type: list
+      elements: str
+    cleanup_error:
+      description: Why the throwaway database could not be dropped, when it could not (also a warning finding).
+      type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -291,7 +300,8 @@ from ansible_collections.sre.runbooks.plugins.module_utils._common import (
     parse_size,
     should_fail,
 )
-from ansible_collections.sre.runbooks.plugins.module_utils._dump import FORMATS, HAS_PSYCOPG2, TrialRestore, Verifier, empty_result
+from ansible_collections.sre.runbooks.plugins.module_utils._dump_verify import FORMATS, Verifier, empty_result
+from ansible_collections.sre.runbooks.plugins.module_utils._restore import HAS_PSYCOPG2, trial_restore
 from ansible_collections.sre.runbooks.plugins.module_utils._postgres import postgres_argument_spec
 
 
@@ -342,11 +352,9 @@ def main():
     )
     trial = None
     if p["trial_restore"]:
-        trial = TrialRestore(module)
+        def trial(dump):
+            return trial_restore(p, dump, jobs=p["trial_restore_jobs"], bindir=p["pg_bindir"], check_mode=module.check_mode)
     result = verifier.run(trial=trial)
-    if p["trial_restore"] and result["trial_restore"] is None:
-        result["trial_restore"] = {"ok": None, "tables": None, "rows": None, "duration_s": None,
-                                   "database": None, "skipped": "the file checks found a critical problem", "error": None}
 
     if should_fail(result["status"], p["fail_on"]):
         module.fail_json(msg=fail_message("Verifying the backup %s" % result["path"], result["status"], result["findings"]),

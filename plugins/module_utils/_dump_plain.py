@@ -1,0 +1,167 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to the sre.runbooks collection: plain SQL dumps: header, COPY blocks, footer, in one streaming pass.
+Part of the dump verifier (see _dump.py).
+
+Not a public API: other collections must not import it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.sre.runbooks.plugins.module_utils._dump_stream import (
+    CARRY_MAX,
+    HEAD_KEEP,
+    TAIL_KEEP,
+    DumpError,
+    _short,
+    _split_qualified,
+    _unquote_ident,
+)
+
+_IDENT = rb'(?:"(?:[^"]|"")*"|[^\s."(]+)'
+COPY_LINE_RE = re.compile(rb"^COPY (" + _IDENT + rb"(?:\." + _IDENT + rb")?)(?: \([^\n]*\))? FROM stdin;$", re.M)
+CREATE_TABLE_RE = re.compile(rb"^CREATE (?:UNLOGGED )?TABLE (" + _IDENT + rb"(?:\." + _IDENT + rb")?)", re.M)
+CREATE_DB_RE = re.compile(rb"^CREATE DATABASE (" + _IDENT + rb")", re.M)
+HEADER_RE = re.compile(rb"^-- PostgreSQL database (?:cluster )?dump$", re.M)
+FOOTER_RE = re.compile(rb"^-- PostgreSQL database (?:cluster )?dump complete$", re.M)
+DUMPED_BY_RE = re.compile(rb"^-- Dumped by pg_dump(?:all)? version (\S+)", re.M)
+DUMPED_FROM_RE = re.compile(rb"^-- Dumped from database version (\S+)", re.M)
+RESTRICT_RE = re.compile(rb"^\\restrict (\S+)$", re.M)
+TRAILER_LINE_RE = re.compile(rb"^(?:--.*|\s*|\\unrestrict \S+|\\connect .*)$")
+
+
+class PlainScanner:
+    """State machine over plain SQL chunks: header, COPY blocks terminated, footer."""
+
+    def __init__(self, quick=False):
+        self.quick = quick
+        self.head = b""
+        self.tail = b""
+        self.carry = b""
+        self.in_copy = None      # table name while inside a COPY block
+        self.copy_start = 0
+        self.copy_blocks = 0
+        self.tables = []
+        self.database = None
+        self.offset = 0          # uncompressed offset of the start of self.carry
+        self.total = 0
+        self.header_checked = False
+
+    def _check_header(self):
+        head = self.head
+        if not head.lstrip().startswith(b"--") or not HEADER_RE.search(head[:4096]):
+            if head.lstrip()[:5] in (b"<!DOC", b"<html", b"<HTML", b"<?xml"):
+                raise DumpError("unknown_format", "the content is an HTML/XML page, not a dump (starts with %r)" % _short(head.lstrip()))
+            raise DumpError("header_missing", "no '-- PostgreSQL database dump' header at the start "
+                            "(starts with %r)" % _short(head.lstrip()))
+        self.header_checked = True
+
+    def header_info(self):
+        info = {}
+        m = DUMPED_BY_RE.search(self.head)
+        info["pg_dump_version"] = m.group(1).decode("ascii", "replace") if m else None
+        m = DUMPED_FROM_RE.search(self.head)
+        info["server_version"] = m.group(1).decode("ascii", "replace") if m else None
+        m = RESTRICT_RE.search(self.head)
+        info["restrict_key"] = m.group(1) if m else None
+        return info
+
+    def feed(self, chunk):
+        self.total += len(chunk)
+        if len(self.head) < HEAD_KEEP:
+            self.head += chunk[:HEAD_KEEP - len(self.head)]
+            if not self.header_checked and (len(self.head) >= HEAD_KEEP or b"\n\n" in self.head[200:] or len(self.head) > 2048):
+                self._check_header()
+        if len(chunk) >= TAIL_KEEP:
+            self.tail = chunk[-TAIL_KEEP:]
+        else:
+            self.tail = (self.tail + chunk)[-TAIL_KEEP:]
+        if self.quick:
+            return
+        buf = self.carry + chunk if self.carry else chunk
+        base = self.offset
+        pos = 0
+        while True:
+            if self.in_copy is not None:
+                pos = self._scan_copy(buf, pos, base)
+                if pos is None:
+                    return
+            pos = self._scan_out(buf, pos, base)
+            if pos is None:
+                return
+
+    def _scan_copy(self, buf, start, base):
+        end = buf.find(b"\n\\.\n", start)
+        limit = end if end >= 0 else len(buf)
+        hit = buf.find(b"\nCOPY ", start, limit)
+        while hit >= 0:
+            eol = buf.find(b"\n", hit + 1)
+            if eol < 0:
+                break
+            if COPY_LINE_RE.match(buf, hit + 1, eol):
+                raise DumpError("copy_unterminated", "the COPY block of %s (from byte %d) has no '\\.' terminator "
+                                "before the next COPY at byte %d" % (self.in_copy, self.copy_start, base + hit + 1))
+            hit = buf.find(b"\nCOPY ", eol, limit)
+        if end < 0:
+            last_nl = buf.rfind(b"\n", start)
+            cut = last_nl if last_nl >= 0 and len(buf) - last_nl <= CARRY_MAX else max(len(buf) - 3, start)
+            self.carry = buf[cut:]
+            self.offset = base + cut
+            return None
+        self.in_copy = None
+        self.copy_blocks += 1
+        return end + 4
+
+    def _scan_out(self, buf, start, base):
+        complete = buf.rfind(b"\n", start) + 1
+        if complete <= start:
+            self.carry = buf[start:]
+            self.offset = base + start
+            return None
+        m = COPY_LINE_RE.search(buf, start, complete)
+        region_end = m.start() if m else complete
+        for t in CREATE_TABLE_RE.finditer(buf, start, region_end):
+            self.tables.append(_split_qualified(t.group(1)))
+        if self.database is None:
+            d = CREATE_DB_RE.search(buf, start, region_end)
+            if d:
+                self.database = _unquote_ident(d.group(1).decode("utf-8", "replace"))
+        if m is None:
+            self.carry = buf[complete:]
+            self.offset = base + complete
+            return None
+        self.in_copy = _split_qualified(m.group(1))
+        self.copy_start = base + m.start()
+        return m.end()
+
+    def finish(self):
+        if not self.header_checked:
+            if not self.head.strip():
+                raise DumpError("empty", "the dump holds no SQL (only %d whitespace byte(s))" % self.total)
+            self._check_header()
+        if self.quick:
+            return
+        if self.in_copy is not None:
+            raise DumpError("copy_unterminated", "the dump ends inside the COPY block of %s (from byte %d): "
+                            "the dump was cut while writing data" % (self.in_copy, self.copy_start))
+        tail = self.tail
+        found = None
+        for found in FOOTER_RE.finditer(tail):
+            pass
+        if found is None:
+            last = [line for line in tail.rstrip().split(b"\n")[-1:] if line]
+            raise DumpError("footer_missing", "no '-- PostgreSQL database dump complete' footer: pg_dump did not "
+                            "finish (last line %r)" % (_short(last[0]) if last else ""))
+        after = tail[found.end():].split(b"\n")
+        for line in after:
+            if not TRAILER_LINE_RE.match(line):
+                raise DumpError("footer_missing", "SQL follows the '-- PostgreSQL database dump complete' footer "
+                                "(%r)" % _short(line))
+
+

@@ -1,0 +1,340 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to the sre.runbooks collection: reading dumps (raw chunks, sha256, decompression of gzip/bzip2/xz
+members, exact reads) and the shared error type. Part of the dump verifier (see _dump.py).
+
+Not a public API: other collections must not import it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import bz2
+import hashlib
+import lzma
+import re
+import zlib
+
+try:
+    from isal import isal_zlib as _fast_zlib
+    HAS_ISAL = True
+except ImportError:  # isal is optional: the standard zlib gives the same answers, slower
+    _fast_zlib = zlib
+    HAS_ISAL = False
+
+READ_SIZE = 1 << 20          # raw read size
+MAX_OUT = 8 << 20            # most bytes one decompress call may return (bounds memory)
+TAIL_KEEP = 64 << 10         # bytes of the end of a plain dump kept for the footer check
+HEAD_KEEP = 16 << 10         # bytes of the start of a plain dump kept for the header check
+CARRY_MAX = 64 << 10         # longest partial line carried between chunks inside COPY data
+MAX_TOC_STRING = 256 << 20   # sanity bound for one TOC string
+MAX_TOC_ENTRIES = 10000000
+
+GZIP_MAGIC = b"\x1f\x8b"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+LZ4_MAGIC = b"\x04\x22\x4d\x18"
+
+
+class DumpError(Exception):
+    """A fatal problem in the backup: code names it (a finding code), message explains it."""
+
+    def __init__(self, code, message):
+        super(DumpError, self).__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _unquote_ident(text):
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        return text[1:-1].replace('""', '"')
+    return text
+
+
+def _split_qualified(raw):
+    """b'public."Odd Name"' -> 'public.Odd Name' (schema-qualified, identifiers unquoted)."""
+    text = raw.decode("utf-8", "replace")
+    parts = re.findall(r'"(?:[^"]|"")*"|[^.]+', text)
+    return ".".join(_unquote_ident(p) for p in parts)
+
+
+def _short(data, limit=60):
+    text = data[:limit].decode("utf-8", "replace")
+    text = "".join(ch if ch.isprintable() else "." for ch in text)
+    return text
+
+
+# --------------------------------------------------------------------------- raw reading
+
+class RawReader:
+    """Reads a file once in large chunks, hashing (sha256) and counting what it reads."""
+
+    def __init__(self, path, hash_it=True, limit=None):
+        self.path = path
+        self.bytes_read = 0
+        self._hash = hashlib.sha256() if hash_it else None
+        self._limit = limit
+        self._fh = open(path, "rb")
+
+    def close(self):
+        self._fh.close()
+
+    def chunks(self):
+        fh = self._fh
+        while True:
+            if self._limit is not None:
+                want = min(READ_SIZE, self._limit - self.bytes_read)
+                if want <= 0:
+                    return
+            else:
+                want = READ_SIZE
+            data = fh.read(want)
+            if not data:
+                return
+            self.bytes_read += len(data)
+            if self._hash is not None:
+                self._hash.update(data)
+            yield data
+
+    def drain(self):
+        for dummy in self.chunks():
+            pass
+
+    def hexdigest(self):
+        return self._hash.hexdigest() if self._hash is not None else None
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while True:
+            data = handle.read(READ_SIZE)
+            if not data:
+                break
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def detect_compression(head):
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(BZIP2_MAGIC) and len(head) > 3 and head[3:4].isdigit():
+        return "bzip2"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(LZ4_MAGIC):
+        return "lz4"
+    return "none"
+
+
+class _ZlibMember:
+    """zlib-style decompressor (gzip member) with bounded output."""
+
+    def __init__(self):
+        self._d = _fast_zlib.decompressobj(31)
+
+    def feed(self, data):
+        d = self._d
+        out = d.decompress(data, MAX_OUT)
+        while True:
+            if out:
+                yield out
+            if d.eof:
+                return
+            tail = d.unconsumed_tail
+            if not tail and len(out) < MAX_OUT:
+                return
+            out = d.decompress(tail, MAX_OUT)
+
+    @property
+    def eof(self):
+        return self._d.eof
+
+    @property
+    def unused(self):
+        return self._d.unused_data
+
+
+class _BufferedMember:
+    """bz2/lzma-style decompressor (needs_input API) with bounded output."""
+
+    def __init__(self, factory):
+        self._d = factory()
+
+    def feed(self, data):
+        d = self._d
+        out = d.decompress(data, MAX_OUT)
+        while True:
+            if out:
+                yield out
+            if d.eof or d.needs_input:
+                return
+            out = d.decompress(b"", MAX_OUT)
+
+    @property
+    def eof(self):
+        return self._d.eof
+
+    @property
+    def unused(self):
+        return self._d.unused_data
+
+
+_MEMBER_TYPES = {
+    "gzip": (GZIP_MAGIC, _ZlibMember),
+    "bzip2": (BZIP2_MAGIC, lambda: _BufferedMember(bz2.BZ2Decompressor)),
+    "xz": (XZ_MAGIC, lambda: _BufferedMember(lzma.LZMADecompressor)),
+}
+
+
+class Decompressed:
+    """Iterates the uncompressed bytes of a (multi-member) compressed stream, checking every member,
+    its integrity trailer (CRC and length for gzip) and that nothing but members follows."""
+
+    def __init__(self, raw_chunks, compression):
+        self.compression = compression
+        self.members = 0
+        self.trailing_zeros = 0
+        self._raw = raw_chunks
+        self.bytes_out = 0
+
+    def __iter__(self):
+        magic, factory = _MEMBER_TYPES[self.compression]
+        member = None
+        pending = b""
+        in_trailer = False
+        consumed = 0
+        for chunk in self._raw:
+            data = pending + chunk if pending else chunk
+            pending = b""
+            while data:
+                if in_trailer:
+                    if data.count(b"\0") != len(data):
+                        raise DumpError("trailing_garbage", "%d byte(s) that are not %s data follow the last %s member "
+                                        "(at byte %d): the file was appended to or is not one backup"
+                                        % (len(data), self.compression, self.compression, consumed))
+                    self.trailing_zeros += len(data)
+                    consumed += len(data)
+                    data = b""
+                    break
+                if member is None:
+                    if len(data) < len(magic):
+                        pending = data
+                        data = b""
+                        break
+                    if not data.startswith(magic):
+                        if self.members == 0:
+                            raise DumpError("compression_error", "not a %s stream" % self.compression)
+                        in_trailer = True
+                        continue
+                    member = factory()
+                    self.members += 1
+                try:
+                    for out in member.feed(data):
+                        self.bytes_out += len(out)
+                        yield out
+                except (zlib.error, _fast_zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+                    raise DumpError("compression_error", "%s member %d is corrupt near compressed byte %d: %s"
+                                    % (self.compression, self.members, consumed, exc))
+                if member.eof:
+                    rest = member.unused
+                    consumed += len(data) - len(rest)
+                    data = rest
+                    member = None
+                else:
+                    consumed += len(data)
+                    data = b""
+        if pending:
+            if in_trailer or self.members:
+                if pending.count(b"\0") != len(pending):
+                    raise DumpError("trailing_garbage", "%d byte(s) that are not %s data follow the last member"
+                                    % (len(pending), self.compression))
+                self.trailing_zeros += len(pending)
+            else:
+                raise DumpError("truncated", "the %s stream ends after %d byte(s)" % (self.compression, len(pending)))
+        if member is not None:
+            raise DumpError("truncated", "the %s stream ends inside member %d (after %d compressed bytes): "
+                            "the file is truncated" % (self.compression, self.members, consumed))
+        if self.members == 0:
+            raise DumpError("empty", "the file holds no %s member" % self.compression)
+
+
+class ByteStream:
+    """Exact reads over an iterator of chunks (for the structured archive formats)."""
+
+    def __init__(self, chunks):
+        self._it = iter(chunks)
+        self._buf = b""
+        self._off = 0
+        self.pos = 0
+        self.int_size = 4
+        self.off_size = 8
+
+    def _fill(self, n):
+        while len(self._buf) - self._off < n:
+            nxt = next(self._it, None)
+            if nxt is None:
+                return False
+            self._buf = self._buf[self._off:] + nxt
+            self._off = 0
+        return True
+
+    def read(self, n):
+        if len(self._buf) - self._off < n:
+            self._fill(n)
+        data = self._buf[self._off:self._off + n]
+        self._off += len(data)
+        self.pos += len(data)
+        return data
+
+    def at_eof(self):
+        return not self._fill(1)
+
+    def peek(self, n):
+        self._fill(n)
+        return self._buf[self._off:self._off + n]
+
+    def exact(self, n, what):
+        data = self.read(n)
+        if len(data) < n:
+            raise DumpError("truncated", "the archive ends inside %s (at byte %d): the file is truncated" % (what, self.pos))
+        return data
+
+    def pieces(self, n, what):
+        """Yield n bytes in pieces of at most READ_SIZE (constant memory for large chunks)."""
+        while n > 0:
+            piece = self.exact(min(n, READ_SIZE), what)
+            n -= len(piece)
+            yield piece
+
+    def byte(self, what):
+        return self.exact(1, what)[0]
+
+    def int_(self, what):
+        raw = self.exact(1 + self.int_size, what)
+        value = int.from_bytes(raw[1:], "little")
+        return -value if raw[0] else value
+
+    def str_(self, what, keep=True):
+        length = self.int_(what)
+        if length < 0:
+            return None
+        if length > MAX_TOC_STRING:
+            raise DumpError("toc_invalid", "implausible string length %d in %s (at byte %d)" % (length, what, self.pos))
+        if not keep:
+            for dummy in self.pieces(length, what):
+                pass
+            return "?" if length else ""
+        return self.exact(length, what).decode("utf-8", "replace")
+
+    def offset(self, what):
+        flag = self.byte(what)
+        raw = self.exact(self.off_size, what)
+        return flag, int.from_bytes(raw, "little")
+

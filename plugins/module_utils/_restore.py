@@ -1,0 +1,413 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to the sre.runbooks collection: restoring a pg_dump into a database, the one implementation.
+
+Used by backup_verify (the trial restore into a throwaway database) and by pg_restore_into (db_restore's
+restore beside the live database). Every decision lives here:
+
+* the tool, by format x compression (``restore_plan``): psql for plain SQL (``ON_ERROR_STOP``, one
+  transaction), pg_restore for custom, directory and tar; ``-j`` only where pg_restore can run in parallel
+  (a custom file it can seek in, a directory); a compressed file is decompressed by ``gzip/bzip2/xz -dc``
+  into the tool's standard input, or by the module's own inflate when that program is not installed;
+* how the tools log in: every connection option in one ``-d`` conninfo without the password, the password
+  in a private 0600 PGPASSFILE made for the call and removed after it (never in argv or an environment);
+* what the restored database holds: tables and rows counted, tables of the dump missing after the restore.
+
+Not a public API: other collections must not import it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+try:
+    import psycopg2
+    from psycopg2 import sql as pgsql
+    HAS_PSYCOPG2 = True
+    PG_ERRORS = (psycopg2.Error,)
+except ImportError:  # the modules report missing_required_lib
+    pgsql = None
+    HAS_PSYCOPG2 = False
+    PG_ERRORS = ()
+
+from ansible_collections.sre.runbooks.plugins.module_utils._dump_stream import Decompressed, DumpError, RawReader
+from ansible_collections.sre.runbooks.plugins.module_utils._dump_verify import trial_outcome
+from ansible_collections.sre.runbooks.plugins.module_utils._postgres import PgConnectError, connect, connection_kwargs
+
+RESTORE_FORMATS = ("plain", "custom", "directory", "tar")
+DECOMPRESSORS = ("gzip", "bzip2", "xz")     # outer compressions a restore can read
+PARALLEL_FORMATS = ("custom", "directory")  # pg_restore -j: not tar, not from standard input
+APP_NAME = "sre.runbooks restore"
+COUNT_TABLES_SQL = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
+ORDER BY 1, 2"""
+
+
+class RestoreError(Exception):
+    """The restore could not be done; the message says why (never holds the password)."""
+
+
+# --------------------------------------------------------------------------- decisions
+
+def restore_plan(path, fmt, compression, conninfo, jobs=1, no_owner=False, tools=None, inflate=False):
+    """Which command restores this dump: a dict {tool, argv, decompress, decompress_argv, stdin, jobs}.
+
+    fmt/compression as backup_verify reports them (for a directory dump the compression is that of its
+    data files, which pg_restore reads itself). tools maps psql, pg_restore, gzip, bzip2, xz to programs.
+    inflate=True: decompress in this process (decompress_argv None) instead of with the program.
+    """
+    tools = tools or {}
+    compression = compression or "none"
+    if fmt not in RESTORE_FORMATS:
+        raise RestoreError("cannot restore a dump of format %r (one of %s)" % (fmt, ", ".join(RESTORE_FORMATS)))
+    piped = fmt != "directory" and compression != "none"
+    if piped and compression not in DECOMPRESSORS:
+        raise RestoreError("cannot restore a %s-compressed %s dump (gzip, bzip2 and xz are read; decompress it first)"
+                           % (compression, fmt))
+    used_jobs = 1
+    if fmt == "plain":
+        tool = "psql"
+        argv = [tools.get("psql") or "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password",
+                "-o", os.devnull, "-d", conninfo]
+        if not piped:
+            argv += ["-f", path]
+    else:
+        tool = "pg_restore"
+        argv = [tools.get("pg_restore") or "pg_restore", "--exit-on-error", "--no-password"]
+        if no_owner:
+            argv += ["--no-owner", "--no-privileges"]
+        argv += ["-d", conninfo]
+        if fmt in PARALLEL_FORMATS and not piped and jobs and int(jobs) > 1:
+            used_jobs = int(jobs)
+            argv += ["-j", str(used_jobs)]
+        argv += ["--format", fmt, "--"] if piped else [path]
+    decompress_argv = None
+    if piped and not inflate:
+        decompress_argv = [tools.get(compression) or compression, "-dc", "--", path]
+    return {"tool": tool, "argv": argv, "decompress": compression if piped else None,
+            "decompress_argv": decompress_argv, "stdin": piped, "jobs": used_jobs}
+
+
+def plan_summary(plan):
+    """One line for messages: 'gzip -dc | psql', 'pg_restore -j 4', ..."""
+    tool = plan["tool"] + (" -j %d" % plan["jobs"] if plan["jobs"] > 1 else "")
+    if not plan["stdin"]:
+        return tool
+    source = "%s -dc" % plan["decompress"] if plan["decompress_argv"] else "own %s inflate" % plan["decompress"]
+    return "%s | %s" % (source, tool)
+
+
+def find_pg_tool(name, bindir=None):
+    """pg_restore/psql: from bindir, the PATH, then the newest /usr/lib/postgresql/*/bin."""
+    if bindir:
+        return os.path.join(bindir, name)
+    found = find_program(name)
+    if found:
+        return found
+    base = "/usr/lib/postgresql"
+    try:
+        versions = sorted((v for v in os.listdir(base) if v.replace(".", "").isdigit()), key=float, reverse=True)
+    except OSError:
+        versions = []
+    for version in versions:
+        candidate = os.path.join(base, version, "bin", name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return name
+
+
+def find_program(name):
+    """A program on the PATH, or None."""
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory, name)
+        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def resolve_tools(bindir=None, pg_restore=None, psql=None):
+    """The programs a restore may run. pg_restore/psql: a path as given, a bare name looked up."""
+    tools = {}
+    for name, given in (("pg_restore", pg_restore), ("psql", psql)):
+        if given and "/" in given:
+            tools[name] = given
+        else:
+            tools[name] = find_pg_tool(given or name, bindir)
+    for name in DECOMPRESSORS:
+        tools[name] = find_program(name)
+    return tools
+
+
+def _quote_conninfo(value):
+    return "'%s'" % str(value).replace("\\", "\\\\").replace("'", "\\'")
+
+
+def conninfo(params, dbname):
+    """(conninfo for -d without the password, the password or None) from the connection options."""
+    kwargs = connection_kwargs(params)
+    password = kwargs.pop("password", None)
+    kwargs["dbname"] = dbname
+    kwargs.setdefault("application_name", APP_NAME)
+    return " ".join("%s=%s" % (k, _quote_conninfo(v)) for k, v in sorted(kwargs.items())), password or None
+
+
+class PgPassFile:
+    """A private 0600 pgpass file holding one password for one call; removed on exit."""
+
+    def __init__(self, password):
+        self.password = password
+        self.path = None
+
+    def __enter__(self):
+        if not self.password:
+            return None
+        if "\n" in self.password or "\r" in self.password:
+            raise RestoreError("the password holds a line break, which a pgpass file cannot carry")
+        fd, self.path = tempfile.mkstemp(prefix="sre-pgpass-")
+        try:
+            escaped = self.password.replace("\\", "\\\\").replace(":", "\\:")
+            os.write(fd, ("*:*:*:*:%s\n" % escaped).encode("utf-8"))
+        finally:
+            os.close(fd)
+        return self.path
+
+    def __exit__(self, *exc):
+        if self.path:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+        return False
+
+
+def tool_env(passfile):
+    """The tools' environment: ours, with PGPASSFILE for the call (no PGPASSWORD, which would win over it)."""
+    env = dict(os.environ)
+    if passfile:
+        env.pop("PGPASSWORD", None)
+        env["PGPASSFILE"] = passfile
+    return env
+
+
+# --------------------------------------------------------------------------- running
+
+def _tail(text, lines=3):
+    found = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return " / ".join(found[-lines:])
+
+
+def _exit_text(rc):
+    return "was killed by signal %d" % -rc if rc < 0 else "exited with %d" % rc
+
+
+def run_plan(plan, path, env):
+    """Run the plan; raise RestoreError with the tool's last error lines when it (or the decompressor) fails."""
+    feeder_error = []
+    dec = None
+    dec_err = tempfile.TemporaryFile() if plan["decompress_argv"] else None
+    try:
+        stdin = subprocess.DEVNULL
+        if plan["stdin"] and plan["decompress_argv"]:
+            dec = subprocess.Popen(plan["decompress_argv"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=dec_err, env=env)
+            stdin = dec.stdout
+        elif plan["stdin"]:
+            stdin = subprocess.PIPE
+        proc = subprocess.Popen(plan["argv"], stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        if dec is not None:
+            dec.stdout.close()  # the tool holds the read end: the decompressor sees a closed pipe if it stops
+        feeder = None
+        if stdin is subprocess.PIPE:
+            feeder = threading.Thread(target=_inflate_into, args=(path, plan["decompress"], proc.stdin, feeder_error))
+            feeder.daemon = True
+            feeder.start()
+        dummy, err = proc.communicate() if feeder is None else (None, proc.stderr.read())
+        if feeder is not None:
+            proc.wait()
+            feeder.join()
+        dec_rc = dec.wait() if dec is not None else 0
+        err = (err or b"").decode("utf-8", "replace")
+        if proc.returncode != 0:
+            raise RestoreError("the restore (%s) %s: %s" % (plan_summary(plan), _exit_text(proc.returncode),
+                                                           _tail(err) or "no error output"))
+        if dec_rc != 0:
+            dec_err.seek(0)
+            raise RestoreError("decompressing the dump (%s) %s: %s" % (plan["decompress"], _exit_text(dec_rc),
+                                                                       _tail(dec_err.read().decode("utf-8", "replace"))
+                                                                       or "no error output"))
+        if feeder_error:
+            raise RestoreError("decompressing the dump: %s" % feeder_error[0])
+    except OSError as exc:
+        raise RestoreError("cannot run %s: %s" % (exc.filename or plan["argv"][0], exc.strerror or exc))
+    finally:
+        if dec_err is not None:
+            dec_err.close()
+
+
+def _inflate_into(path, compression, sink, errors):
+    reader = RawReader(path, hash_it=False)
+    try:
+        for chunk in Decompressed(reader.chunks(), compression):
+            sink.write(chunk)
+    except DumpError as exc:
+        errors.append(exc.message)
+    except (IOError, OSError) as exc:  # the tool stopped reading (its error says why) or the file is unreadable
+        if not isinstance(exc, BrokenPipeError):
+            errors.append(str(exc))
+    finally:
+        reader.close()
+        try:
+            sink.close()
+        except (IOError, OSError):
+            pass
+
+
+def count_tables(conn, queries=None):
+    """[(schema.table, rows)] of every user table, sorted."""
+    out = []
+    with conn.cursor() as cur:
+        cur.execute(COUNT_TABLES_SQL)
+        _record(queries, cur)
+        for schema, table in cur.fetchall():
+            cur.execute(pgsql.SQL("SELECT count(*) FROM {}.{}").format(pgsql.Identifier(schema), pgsql.Identifier(table)))
+            _record(queries, cur)
+            out.append(("%s.%s" % (schema, table), cur.fetchone()[0]))
+    conn.rollback()
+    return out
+
+
+def _record(queries, cur):
+    if queries is not None and cur.query is not None:
+        queries.append(cur.query.decode("utf-8", "replace") if isinstance(cur.query, bytes) else cur.query)
+
+
+def db_params(params, dbname):
+    """The connection options, aimed at dbname."""
+    out = dict(params)
+    out["login_db"] = dbname
+    out["db"] = dbname
+    return out
+
+
+def admin_params(params):
+    """The connection options for the maintenance connection (login_db, never the restore target)."""
+    out = dict(params)
+    out["db"] = None
+    return out
+
+
+def restore_into(params, dbname, path, fmt, compression, dump_tables, jobs=1, no_owner=False, tools=None, queries=None):
+    """Restore the dump into the existing (empty) database dbname and look at what it holds.
+
+    Returns {tables, rows, missing, seconds, table_rows, command}; raises RestoreError or PgConnectError.
+    """
+    start = time.time()
+    tools = tools if tools is not None else resolve_tools()
+    info, password = conninfo(params, dbname)
+    decompress = compression if fmt != "directory" else "none"
+    plan = restore_plan(path, fmt, compression, info, jobs=jobs, no_owner=no_owner, tools=tools,
+                        inflate=decompress in DECOMPRESSORS and not tools.get(decompress))
+    with PgPassFile(password) as passfile:
+        run_plan(plan, path, tool_env(passfile))
+    conn = connect(db_params(params, dbname), application_name=APP_NAME)
+    try:
+        counted = count_tables(conn, queries)
+    finally:
+        conn.close()
+    names = set(name for name, dummy in counted)
+    missing = [t for t in (dump_tables or []) if t not in names]
+    return {"tables": len(counted), "rows": sum(rows for dummy, rows in counted), "missing": missing,
+            "seconds": round(time.time() - start, 3), "table_rows": [{"name": n, "rows": r} for n, r in counted],
+            "command": plan_summary(plan)}
+
+
+# --------------------------------------------------------------------------- databases
+
+def server_version(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('server_version_num')::int")
+        return cur.fetchone()[0]
+
+
+def create_database(conn, name, owner=None, queries=None):
+    query = pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name))
+    if owner:
+        query += pgsql.SQL(" OWNER {}").format(pgsql.Identifier(owner))
+    with conn.cursor() as cur:
+        cur.execute(query + pgsql.SQL(" TEMPLATE template0"))
+        _record(queries, cur)
+
+
+def drop_database(conn, name, queries=None):
+    """DROP DATABASE, ending its sessions first (WITH (FORCE) from PostgreSQL 13)."""
+    with conn.cursor() as cur:
+        if server_version(conn) < 130000:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            _record(queries, cur)
+            cur.execute(pgsql.SQL("DROP DATABASE IF EXISTS {}").format(pgsql.Identifier(name)))
+        else:
+            cur.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name)))
+        _record(queries, cur)
+
+
+def database_exists(conn, name, queries=None):
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        _record(queries, cur)
+        return cur.fetchone() is not None
+
+
+# --------------------------------------------------------------------------- trial restore (backup_verify)
+
+def trial_restore(params, dump, jobs=1, bindir=None, check_mode=False):
+    """Restore the verified dump (backup_verify's result so far) into a throwaway database, count its tables
+    and rows, always drop it. Returns the trial outcome (a plain dict); the verifier records it."""
+    if check_mode:
+        return trial_outcome(skipped="check mode: the trial restore creates a temporary database")
+    start = time.time()
+    name = "sre_trial_restore_%s" % uuid.uuid4().hex[:12]
+
+    def failed(message, **extra):
+        return trial_outcome(ok=False, error=message, database=name, duration_s=round(time.time() - start, 3), **extra)
+
+    try:
+        admin = connect(admin_params(params), application_name=APP_NAME, autocommit=True)
+    except PgConnectError as exc:
+        return failed("cannot connect to the server for the trial restore: %s" % exc)
+    created = False
+    outcome = None
+    try:
+        create_database(admin, name)
+        created = True
+        got = restore_into(params, name, dump["path"], dump["format"], dump["compression"], dump["tables"], jobs=jobs,
+                           no_owner=True, tools=resolve_tools(bindir))
+        outcome = trial_outcome(ok=not got["missing"], tables=got["tables"], rows=got["rows"], missing=got["missing"],
+                                duration_s=round(time.time() - start, 3), database=name)
+        if got["missing"]:
+            outcome["error"] = "tables of the backup missing after the restore: %s" % ", ".join(got["missing"][:10])
+    except (RestoreError, PgConnectError) as exc:
+        outcome = failed("trial restore: %s" % exc if isinstance(exc, PgConnectError) else str(exc))
+    except (OSError, ValueError) as exc:
+        outcome = failed("trial restore: %s" % exc)
+    except PG_ERRORS as exc:
+        outcome = failed("trial restore: %s" % str(exc).strip())
+    finally:
+        if created:
+            try:
+                drop_database(admin, name)
+            except PG_ERRORS as exc:
+                if outcome is not None:
+                    outcome["cleanup_error"] = "could not drop the throwaway database %s: %s" % (name, str(exc).strip())
+        admin.close()
+    return outcome
