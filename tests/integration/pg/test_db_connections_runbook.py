@@ -75,7 +75,7 @@ def test_remediate_plan_then_confirm_then_idempotent(pg_cluster, idle_sessions, 
 
     rc, changed, failed, out = playbook(pg_cluster, "db_connections_remediate.yml", tmp_path, app, sre_confirm=False)
     assert rc == 0 and changed == 0 and failed == 0, out
-    assert "Plan: end 4 sessions" in out and "Not confirmed" in out
+    assert "Plan (db_connections remediate):" in out and "- end 4 sessions" in out and "Not confirmed" in out
     assert alive(pg_cluster, pids + [su_pid]) == sorted(pids + [su_pid])
 
     rc, changed, failed, out = playbook(pg_cluster, "db_connections_remediate.yml", tmp_path, app, sre_confirm=True)
@@ -86,7 +86,7 @@ def test_remediate_plan_then_confirm_then_idempotent(pg_cluster, idle_sessions, 
 
     rc, changed, failed, out = playbook(pg_cluster, "db_connections_remediate.yml", tmp_path, app, sre_confirm=True)
     assert rc == 0 and changed == 0 and failed == 0, out
-    assert "Plan: end 0 sessions" in out
+    assert "- end 0 sessions" in out
 
 
 def test_remediate_check_mode_confirmed_touches_nothing(pg_cluster, idle_sessions, tmp_path):

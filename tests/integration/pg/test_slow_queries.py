@@ -360,7 +360,8 @@ def test_playbooks_diagnose_plan_confirm_idempotent(pg_cluster, sessions, tmp_pa
     rc, changed, failed, out = playbook(pg_cluster, "slow_queries_remediate.yml", tmp_path, sessions.app,
                                         slow_queries_log_min_duration_ms=750)
     assert rc == 0 and changed == 0 and failed == 0, out
-    assert "Plan: cancel 1 queries running for more than 1s (pids %d)" % pid in out
+    assert "Plan (slow_queries remediate):" in out
+    assert "cancel 1 queries running for more than 1s (pids %d)" % pid in out
     assert "set log_min_duration_statement from -1 to 750 ms" in out and "Not confirmed" in out
     assert state_of(pg_cluster, pid) == "active"
     assert pg_cluster.psql("SHOW log_min_duration_statement").strip() == "-1"
@@ -376,4 +377,4 @@ def test_playbooks_diagnose_plan_confirm_idempotent(pg_cluster, sessions, tmp_pa
     rc, changed, failed, out = playbook(pg_cluster, "slow_queries_remediate.yml", tmp_path, sessions.app,
                                         sre_confirm=True, slow_queries_log_min_duration_ms=750)
     assert rc == 0 and changed == 0 and failed == 0, out
-    assert "Plan: cancel 0 queries" in out and "leave log_min_duration_statement at 750ms" in out
+    assert "- cancel 0 queries" in out and "leave log_min_duration_statement at 750ms" in out
