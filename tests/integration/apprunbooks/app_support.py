@@ -4,22 +4,24 @@
 Imported by the test modules (`from app_support import ...`): a conftest.py here would shadow tests/conftest.py.
 
 ``app_db`` is a fresh database on the session's throwaway cluster with the lab app's schema
-(lab/app/schema.sql); ``playbook`` runs ``playbooks/<name>.yml`` with ansible-playbook against
-localhost and returns (rc, changed, output), asserting on every run that the cluster password
-never shows in the output.
+(lab/app/schema.sql); ``playbook`` runs ``playbooks/<name>.yml`` against localhost through
+tests/playbook_runner.py and returns (rc, changed, output), asserting on every run that the cluster
+password never shows in the output. ``lab_playbook``, ``lab_psql`` and ``lab_marks`` are the same for
+the tests against the running lab (test_login.py, test_data_integrity.py, test_secrets.py,
+test_high_resource_lab.py).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from playbook_runner import LAB_INVENTORY, run_playbook
+from playbook_runner import incident_text as incidents_written
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = REPO / "lab" / "app" / "schema.sql"
@@ -38,30 +40,17 @@ def app_db(pg_cluster):
 
 @pytest.fixture
 def playbook(pg_cluster, tmp_path, collections_path):
-    """run(name, variables, check=False, diff=False, verbosity=1, env=None) -> (rc, changed, output)."""
+    """run(name, variables=None, check=False, diff=False, verbosity=1, env=None) -> (rc, changed, output)."""
 
     def run(name, variables=None, check=False, diff=False, verbosity=1, env=None):
         merged = {
             "sre_db_host": pg_cluster.host, "sre_db_port": pg_cluster.port, "sre_db_user": pg_cluster.user,
             "sre_db_password": pg_cluster.password, "sre_state_dir": str(tmp_path / "state"),
-            "ansible_python_interpreter": sys.executable,
         }
         merged.update(variables or {})
-        varfile = tmp_path / ("vars-%d.json" % next(_COUNTER))
-        varfile.write_text(json.dumps(merged))
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-               "-e", "target=localhost", "-e", "@%s" % varfile, "playbooks/%s.yml" % name]
-        cmd += ["-" + "v" * verbosity] if verbosity else []
-        cmd += ["--check"] if check else []
-        cmd += ["--diff"] if diff else []
-        run_env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"))
-        run_env.update(env or {})
-        proc = subprocess.run(cmd, cwd=str(REPO), env=run_env, capture_output=True, text=True, timeout=300, check=False)
-        out = proc.stdout + proc.stderr
-        varfile.unlink()
-        assert pg_cluster.password not in out
-        recap = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)", out)
-        return proc.returncode, int(recap.group(2)) if recap else None, out
+        result = run_playbook(name, tmp_path=tmp_path, target="localhost", extra_vars=merged, check=check, diff=diff,
+                              verbosity=verbosity, env=env, secrets=[pg_cluster.password])
+        return result.rc, result.changed("localhost"), result.output
 
     return run
 
@@ -71,12 +60,38 @@ def incident_text(tmp_path):
     """Everything the incident record callback wrote during the test (empty when it wrote nothing)."""
 
     def read():
-        root = tmp_path / "incidents"
-        if not root.exists():
-            return ""
-        return "".join(p.read_text(errors="replace") for p in sorted(root.rglob("*")) if p.is_file())
+        return incidents_written(tmp_path / "incidents")
 
     return read
+
+
+# ---- the running lab (lab/up.sh): lab-systemd's saasresto database, lab-fly's FAKE flyctl -------------
+LAB_CONTAINER = "sre-lab-systemd"
+
+
+def lab_marks(container=LAB_CONTAINER):
+    """pytestmark of the lab tests: docker, and skipped (with the reason) when the lab is not running."""
+    return [
+        pytest.mark.docker,
+        pytest.mark.skipif(
+            subprocess.run(["docker", "inspect", container], capture_output=True, check=False).returncode != 0,
+            reason="docker inspect %s failed: the lab is not running (lab/up.sh)" % container),
+    ]
+
+
+def lab_psql(sql):
+    """sql on lab-systemd's saasresto database (psql -At as postgres); stdout stripped."""
+    return subprocess.run(["docker", "exec", LAB_CONTAINER, "runuser", "-u", "postgres", "--", "psql", "-d", "saasresto",
+                           "-Atc", sql], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def lab_playbook(tmp_path, name, extra=None, check=False, verbosity=1, varfile=None, host="lab-systemd"):
+    """playbooks/<name>.yml on one lab host (-l host), extra vars then varfile (a secret vars file) as -e @files;
+    the FAKE flyctl keeps its state in tmp_path/fly. Returns (rc, changed, output)."""
+    result = run_playbook(name, tmp_path=tmp_path, inventory=LAB_INVENTORY, limit=host, extra_vars=extra,
+                          var_files=[varfile] if varfile else [], check=check, verbosity=verbosity,
+                          env={"FAKE_FLY_STATE": str(tmp_path / "fly" / "state.json")})
+    return result.rc, result.changed(host), result.output
 
 
 def seed_chained_orphans(pg_cluster, db):

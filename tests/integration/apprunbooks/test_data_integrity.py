@@ -4,44 +4,18 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-CONTAINER = "sre-lab-systemd"
+from app_support import LAB_CONTAINER as CONTAINER, lab_marks
+from app_support import lab_playbook as playbook, lab_psql as psql
+
 SAVE_DIR = "/tmp/sre-runbooks-di-test"
 VARS = {"data_integrity_relations": [{"child": "di_child", "column": "parent_id", "parent": "di_parent",
                                       "parent_column": "id"}], "data_integrity_save_dir": SAVE_DIR}
 
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(
-        subprocess.run(["docker", "inspect", CONTAINER], capture_output=True, check=False).returncode != 0,
-        reason="docker inspect %s failed: the lab is not running (lab/up.sh)" % CONTAINER),
-]
-
-
-def psql(sql):
-    return subprocess.run(["docker", "exec", CONTAINER, "runuser", "-u", "postgres", "--", "psql", "-d", "saasresto",
-                           "-Atc", sql], capture_output=True, text=True, check=True).stdout.strip()
-
-
-def playbook(tmp_path, name, extra=None, check=False, verbosity=1, varfile=None):
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/%s.yml" % name, "-l", "lab-systemd",
-           "-e", json.dumps(extra or {})]
-    cmd += ["-e", "@%s" % varfile] if varfile else []
-    cmd += ["-" + "v" * verbosity] if verbosity else []
-    cmd += ["--check"] if check else []
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"))
-    proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=300, check=False)
-    out = proc.stdout + proc.stderr
-    recap = re.search(r"lab-systemd\s+: ok=\d+\s+changed=(\d+)", out)
-    return proc.returncode, int(recap.group(1)) if recap else None, out
+pytestmark = lab_marks(CONTAINER)
 
 
 @pytest.fixture

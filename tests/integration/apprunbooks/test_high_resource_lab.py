@@ -3,36 +3,20 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
-import pytest
+from app_support import LAB_CONTAINER as CONTAINER, lab_marks, lab_playbook
 
-REPO = Path(__file__).resolve().parents[3]
-CONTAINER = "sre-lab-systemd"
 SWAP = "/swapfile.sre-runbooks-test"
 
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(
-        subprocess.run(["docker", "inspect", CONTAINER], capture_output=True, check=False).returncode != 0,
-        reason="docker inspect %s failed: the lab is not running (lab/up.sh)" % CONTAINER),
-]
+pytestmark = lab_marks(CONTAINER)
 
 
 def playbook(tmp_path, name, extra=None, check=False, host="lab-systemd"):
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/%s.yml" % name, "-l", host,
-           "-e", json.dumps(extra or {}), "-v"] + (["--check"] if check else [])
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"),
-               FAKE_FLY_STATE=str(tmp_path / "fly" / "state.json"))
-    proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=300, check=False)
-    out = proc.stdout + proc.stderr
-    recap = re.search(host + r"\s+: ok=\d+\s+changed=(\d+)", out)
-    return proc.returncode, int(recap.group(1)) if recap else None, " ".join(out.split())
+    """lab_playbook at -v, with the output's whitespace folded (the assertions read it as one line)."""
+    rc, changed, out = lab_playbook(tmp_path, name, extra, check=check, verbosity=1, host=host)
+    return rc, changed, " ".join(out.split())
 
 
 def test_diagnose_lists_top_processes(tmp_path):

@@ -4,38 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-CONTAINER = "sre-lab-systemd"
+from app_support import LAB_CONTAINER as CONTAINER, lab_marks
+from app_support import lab_playbook as playbook
 
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(
-        subprocess.run(["docker", "inspect", CONTAINER], capture_output=True, check=False).returncode != 0,
-        reason="docker inspect %s failed: the lab is not running (lab/up.sh)" % CONTAINER),
-]
-
-
-def playbook(tmp_path, name, extra=None, check=False, verbosity=1, varfile=None, host="lab-systemd"):
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/%s.yml" % name, "-l", host,
-           "-e", json.dumps(extra or {})]
-    cmd += ["-e", "@%s" % varfile] if varfile else []
-    cmd += ["-" + "v" * verbosity] if verbosity else []
-    cmd += ["--check"] if check else []
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"),
-               FAKE_FLY_STATE=str(tmp_path / "fly" / "state.json"))
-    proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=300, check=False)
-    out = proc.stdout + proc.stderr
-    recap = re.search(host + r"\s+: ok=\d+\s+changed=(\d+)", out)
-    return proc.returncode, int(recap.group(1)) if recap else None, out
-
+pytestmark = lab_marks(CONTAINER)
 
 ENV_FILE = "/srv/saasresto/shared/.env"
 VALUE = "lab-test-Secret-9f3b7c1e"

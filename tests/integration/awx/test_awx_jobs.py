@@ -15,6 +15,8 @@ import ansible_runner
 import pytest
 import yaml
 
+from playbook_runner import run_playbook
+
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 GENERATED = yaml.safe_load((REPO / "awx" / "generated" / "job_templates.yml").read_text())["sre_awx_job_templates"]
@@ -93,13 +95,12 @@ def test_diagnose_template_runs_against_the_lab(template, tmp_path, collections_
 
 
 def test_apply_playbook_syntax_and_data(tmp_path, collections_path):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), SRE_INCIDENT_DIR=str(tmp_path / "incidents"))
-    proc = subprocess.run([str(BIN / "ansible-playbook"), str(REPO / "awx" / "apply.yml"), "--syntax-check"],
-                          capture_output=True, text=True, cwd=str(REPO), env=env, check=False)
+    # inventory=None: ansible.cfg's, as AWX's project sync would see it (the play runs on localhost)
+    apply = {"inventory": None, "incident_dir": tmp_path / "incidents"}
+    proc = run_playbook(REPO / "awx" / "apply.yml", args=["--syntax-check"], **apply)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     dump = tmp_path / "awx.json"
-    proc = subprocess.run([str(BIN / "ansible-playbook"), str(REPO / "awx" / "apply.yml"), "-e", "sre_awx_dump=%s" % dump],
-                          capture_output=True, text=True, cwd=str(REPO), env=env, check=False)
+    proc = run_playbook(REPO / "awx" / "apply.yml", tmp_path=tmp_path, extra_vars={"sre_awx_dump": str(dump)}, **apply)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sent = json.loads(dump.read_text())
     assert sent["job_templates"] == GENERATED

@@ -7,14 +7,14 @@ Not a conftest.py: a second module named conftest would shadow tests/conftest.py
 from __future__ import annotations
 
 import http.server
-import json
-import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+
+from playbook_runner import run_playbook
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -42,41 +42,20 @@ def make_inventory(base: Path) -> Path:
     return inv
 
 
-class Run:
-    def __init__(self, proc, incident_dir: Path, log: Path):
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-        self.incident_dir = incident_dir
-        self.log = log
-
-    def records(self, suffix=".json"):
-        return sorted(self.incident_dir.glob("*" + suffix)) if self.incident_dir.is_dir() else []
-
-    def last_record(self):
-        paths = self.records()
-        assert paths, "no incident record written; stdout:\n%s\nstderr:\n%s" % (self.stdout, self.stderr)
-        return json.loads(paths[-1].read_text())
-
-
 @pytest.fixture
 def playbook_env(tmp_path, collections_path):
-    """Run fixture playbooks from the repository root (so its ansible.cfg enables the callback)."""
+    """run(playbook, extra_vars=None, check=False, verbosity=0, env=None) -> playbook_runner.PlaybookResult:
+    a fixture playbook on the vaulted inventory, from the repository root (so its ansible.cfg enables the
+    callback), SRE_INCIDENT_WEBHOOK unset unless env sets it, the Ansible log in run.log."""
     inv = make_inventory(tmp_path)
     incident_dir = tmp_path / "incidents"
     log = tmp_path / "ansible.log"
 
-    def run(playbook, *args, env=None):
-        run_env = dict(os.environ)
-        run_env.update({"SRE_INCIDENT_DIR": str(incident_dir), "ANSIBLE_LOG_PATH": str(log),
-                        "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
-        run_env.pop("SRE_INCIDENT_WEBHOOK", None)
-        if env:
-            run_env.update(env)
-        argv = [str(BIN / "ansible-playbook"), "-i", str(inv), "--vault-password-file", str(tmp_path / "vault-pass"),
-                str(FIXTURES / playbook)] + list(args)
-        proc = subprocess.run(argv, capture_output=True, text=True, cwd=str(REPO), env=run_env, timeout=300, check=False)
-        return Run(proc, incident_dir, log)
+    def run(playbook, extra_vars=None, check=False, verbosity=0, env=None):
+        return run_playbook(FIXTURES / playbook, tmp_path=tmp_path, inventory=inv,
+                            vault_password_file=tmp_path / "vault-pass", extra_vars=extra_vars, check=check,
+                            verbosity=verbosity, incident_dir=incident_dir, log_path=log,
+                            env=dict({"SRE_INCIDENT_WEBHOOK": None}, **(env or {})))
 
     run.tmp = tmp_path
     run.incident_dir = incident_dir

@@ -32,9 +32,9 @@ def _assert_no_secret(parts):
 
 def test_full_incident_never_leaks_the_canary(playbook_env, webhook):
     env = {"SRE_INCIDENT_WEBHOOK": webhook.url}
-    diagnose = playbook_env("sample_diagnose.yml", "-vvv", "-e", "sre_incident_id=INC-canary", env=env)
+    diagnose = playbook_env("sample_diagnose.yml", {"sre_incident_id": "INC-canary"}, verbosity=3, env=env)
     assert diagnose.rc == 0, diagnose.stdout + diagnose.stderr
-    remediate = playbook_env("sample_remediate.yml", "-vvv", "-e", "sre_incident_id=INC-canary", env=env)
+    remediate = playbook_env("sample_remediate.yml", {"sre_incident_id": "INC-canary"}, verbosity=3, env=env)
     assert remediate.rc == 0, remediate.stdout + remediate.stderr
 
     record = remediate.last_record()
@@ -47,7 +47,7 @@ def test_full_incident_never_leaks_the_canary(playbook_env, webhook):
 def test_leaked_secret_is_scrubbed_from_record_and_webhook(playbook_env, webhook):
     # The careless task puts the vaulted password into a finding: Ansible's own output shows it
     # (which proves the secret really flowed through a result), the record and the webhook must not.
-    run = playbook_env("sample_remediate.yml", "-v", "-e", "leak_me={{ sre_db_password }}",
+    run = playbook_env("sample_remediate.yml", {"leak_me": "{{ sre_db_password }}"}, verbosity=1,
                        env={"SRE_INCIDENT_WEBHOOK": webhook.url})
     assert run.rc == 0, run.stdout + run.stderr
     assert CANARY in run.stdout
@@ -60,8 +60,8 @@ def test_leaked_secret_is_scrubbed_from_record_and_webhook(playbook_env, webhook
 
 
 def test_record_content_and_shared_timeline(playbook_env):
-    first = playbook_env("sample_diagnose.yml", "-e", "sre_incident_id=INC-42",
-                         "-e", "awx_user_name=alice", "-e", "awx_job_id=1234", "-e", "awx_workflow_job_id=77")
+    first = playbook_env("sample_diagnose.yml", {"sre_incident_id": "INC-42", "awx_user_name": "alice",
+                                                 "awx_job_id": "1234", "awx_workflow_job_id": "77"})
     assert first.rc == 0, first.stdout + first.stderr
     record = first.last_record()
     assert record["id"] == "INC-42"
@@ -77,7 +77,7 @@ def test_record_content_and_shared_timeline(playbook_env):
     assert "Status: Identified" in record["communication"]["update"]
     assert "[not resolved yet]" in record["communication"]["resolved"]
 
-    second = playbook_env("sample_remediate.yml", "-e", "sre_incident_id=INC-42")
+    second = playbook_env("sample_remediate.yml", {"sre_incident_id": "INC-42"})
     assert second.rc == 0, second.stdout + second.stderr
     paths = second.records()
     assert len(paths) == 2 and all(p.name.endswith("-INC-42.json") for p in paths)
@@ -96,7 +96,7 @@ def test_record_content_and_shared_timeline(playbook_env):
 
 
 def test_check_mode_severity_override_and_default_id(playbook_env):
-    run = playbook_env("sample_diagnose.yml", "--check", "-e", "sre_severity=p3")
+    run = playbook_env("sample_diagnose.yml", {"sre_severity": "p3"}, check=True)
     assert run.rc == 0
     record = run.last_record()
     assert record["check_mode"] is True
@@ -105,7 +105,7 @@ def test_check_mode_severity_override_and_default_id(playbook_env):
 
 
 def test_bad_severity_override_warns_once(playbook_env):
-    run = playbook_env("sample_diagnose.yml", "-e", "sre_severity=urgent")
+    run = playbook_env("sample_diagnose.yml", {"sre_severity": "urgent"})
     assert run.rc == 0
     assert run.last_record()["severity"] == "P1"
     warnings = [line for line in (run.stdout + run.stderr).splitlines() if "sre.runbooks.incident" in line]
@@ -138,7 +138,7 @@ def test_unreachable_webhook_only_warns(playbook_env):
 
 
 def test_webhook_payload_is_slack_compatible(playbook_env, webhook):
-    run = playbook_env("sample_diagnose.yml", "-e", "sre_incident_id=INC-hook",
+    run = playbook_env("sample_diagnose.yml", {"sre_incident_id": "INC-hook"},
                        env={"SRE_INCIDENT_WEBHOOK": webhook.url})
     assert run.rc == 0
     assert len(webhook.bodies) == 1
@@ -148,7 +148,7 @@ def test_webhook_payload_is_slack_compatible(playbook_env, webhook):
 
 
 def test_record_can_be_switched_off(playbook_env):
-    run = playbook_env("sample_diagnose.yml", "-e", "sre_incident_record=false")
+    run = playbook_env("sample_diagnose.yml", {"sre_incident_record": "false"})
     assert run.rc == 0
     assert run.records() == []
 

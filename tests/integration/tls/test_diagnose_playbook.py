@@ -6,16 +6,9 @@ Under --check it reports changed=0 and the same findings; tls_cert_fail_on makes
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from conftest import REPO, ensure_collection_link
+from playbook_runner import run_playbook
 from tls_support import Pki, TlsServer, write_chain
 
 
@@ -37,33 +30,26 @@ def site(tmp_path_factory):
 
 
 def _diagnose(site, check=True, **extra_vars):
-    ensure_collection_link()
     extra = {
         "sre_tls_endpoints": [{"host": "127.0.0.1", "port": site["ok"], "server_name": "localhost"},
                               "127.0.0.1:%d" % site["soon"]],
         "sre_tls_paths": [site["disk"]], "tls_cert_ca_cert": site["ca"],
-        "ansible_python_interpreter": sys.executable,
     }
     extra.update(extra_vars)
-    env = dict(os.environ, SRE_INCIDENT_DIR=str(site["base"] / "incidents"), ANSIBLE_NOCOLOR="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-            "playbooks/tls_cert_diagnose.yml", "-e", "target=localhost", "-e", json.dumps(extra)]
-    if check:
-        argv.append("--check")
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return run_playbook("tls_cert_diagnose", tmp_path=site["base"], target="localhost", extra_vars=extra, check=check,
+                        venv_on_path=True)
 
 
-def _recap(stdout):
-    match = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout)
-    assert match, stdout[-2000:]
-    return [int(x) for x in match.groups()]
+def _recap(run):
+    recap = run.host("localhost")
+    assert recap, run.stdout[-2000:]
+    return [recap.ok, recap.changed, recap.unreachable, recap.failed]
 
 
 def test_diagnose_check_mode_changes_nothing(site):
     run = _diagnose(site, check=True)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    _ok, changed, _unreachable, failed = _recap(run.stdout)
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    _ok, changed, _unreachable, failed = _recap(run)
     assert changed == 0 and failed == 0
     out = run.stdout
     assert "127.0.0.1:%d: ok, CN=localhost issued by CN=Test Intermediate CA" % site["ok"] in out
@@ -75,7 +61,7 @@ def test_diagnose_check_mode_changes_nothing(site):
 
 def test_diagnose_without_check_is_the_same(site):
     checked, applied = _diagnose(site, check=True), _diagnose(site, check=False)
-    assert applied.returncode == 0 and _recap(applied.stdout)[1] == 0
+    assert applied.rc == 0 and _recap(applied)[1] == 0
 
     def summary(stdout):
         return [line.strip() for line in stdout.splitlines() if "Status:" in line or "Soonest expiry:" in line]
@@ -85,6 +71,6 @@ def test_diagnose_without_check_is_the_same(site):
 
 def test_diagnose_fail_on_critical(site):
     run = _diagnose(site, check=True, tls_cert_fail_on="critical")
-    assert run.returncode != 0
+    assert run.rc != 0
     assert "TLS certificates: status critical" in run.stdout and "expires in 3 days" in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
