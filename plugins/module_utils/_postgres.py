@@ -5,8 +5,7 @@
 """PRIVATE to the sre.runbooks collection: PostgreSQL connection options, connecting, error categories.
 
 Kept in lockstep with the doc fragment ``sre.runbooks.postgres`` (plugins/doc_fragments/postgres.py).
-Also holds the pure helpers of pg_triage (backend kinds, blocking chains), so they can be unit tested without a
-server.
+The modules' shared plumbing (argspec merge, exec_sql, exits) is in _pgmodule.py.
 Not a public API: other collections must not import it.
 """
 
@@ -144,6 +143,17 @@ def _secrets(params, kwargs=None):
     return [s for s in found if s]
 
 
+def secrets_of(params):
+    """The passwords the params hold: login_password and the password of dsn."""
+    found = [params.get("login_password")]
+    if HAS_PSYCOPG2 and params.get("dsn"):
+        try:
+            found.append(connection_kwargs(dict(params, login_password=None)).get("password"))
+        except PgConnectError:
+            pass  # an invalid dsn: its password= / URL password is still caught by scrub's patterns
+    return [secret for secret in found if secret]
+
+
 def connect(params, application_name=None, autocommit=False):
     """Open a psycopg2 connection from the module params; raise PgConnectError (never with the password)."""
     if not HAS_PSYCOPG2:
@@ -159,127 +169,3 @@ def connect(params, application_name=None, autocommit=False):
     if autocommit:
         conn.autocommit = True
     return conn
-
-
-# --------------------------------------------------------------------------- pg_triage helpers
-
-CLIENT = "client"
-HIDDEN = "hidden"
-
-
-def backend_kind(backend_type, datid, usesysid):
-    """CLIENT for a client backend, HIDDEN for a session the login may not inspect, None for the rest.
-
-    A login without pg_read_all_stats (pg_monitor) nor superuser sees of other roles' backends only pid, datid,
-    usesysid, application_name and the xids: backend_type, state, query, client_addr... are NULL. A row with a
-    database and a role is then another role's session (a client backend, or, which cannot be told apart, a
-    parallel worker, a logical walsender or a background worker connected to a database). The server's own
-    processes have no database (the logical replication launcher has a role, not a database).
-    """
-    if backend_type == "client backend":
-        return CLIENT
-    if backend_type is None and datid is not None and usesysid is not None:
-        return HIDDEN
-    return None
-
-
-def _components(blockers):
-    """Strongly connected components of the "blocked by" graph (iterative Tarjan, no recursion limit).
-
-    Returns them in reverse topological order: every component comes after the components its pids wait for.
-    """
-    index, low, on_stack, stack, out = {}, {}, set(), [], []
-    counter = 0
-    for start in sorted(blockers):
-        if start in index:
-            continue
-        work = [(start, iter(blockers.get(start, ())))]
-        index[start] = low[start] = counter
-        counter += 1
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, ups = work[-1]
-            advanced = False
-            for up in ups:
-                if up not in index:
-                    index[up] = low[up] = counter
-                    counter += 1
-                    stack.append(up)
-                    on_stack.add(up)
-                    work.append((up, iter(blockers.get(up, ()))))
-                    advanced = True
-                    break
-                if up in on_stack:
-                    low[node] = min(low[node], index[up])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                component = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.add(member)
-                    if member == node:
-                        break
-                out.append(component)
-    return out
-
-
-def _merge(into, roots, shift):
-    for root, depth in roots.items():
-        if depth + shift > into.get(root, -1):
-            into[root] = depth + shift
-
-
-def build_chains(rows, lock_modes=None):
-    """Blocking chains from (pid, blocking_pids) rows.
-
-    Returns [{root_pid, blocked_pids, depth, lock_modes}] sorted by root_pid: every pid blocked directly or
-    through others by the root, and depth = the longest wait path from the root (A <- B <- C is 2).
-    lock_modes maps a blocked pid to the lock modes it waits for.
-
-    Linear in the wait edges times the roots: a lock queue of hundreds of sessions, each also queued behind
-    all those ahead of it (pg_blocking_pids' soft blocks), is one pass. A deadlock not yet broken (a cycle)
-    has no root: inside it each pid's direct blockers in the cycle stand for its roots, and for the pids
-    waiting on it every member of the cycle is a root.
-    """
-    lock_modes = lock_modes or {}
-    blockers = {}
-    for pid, blocking in rows:
-        if blocking:
-            blockers[pid] = sorted(set(blocking) - set([pid]))
-    roots_of = {}  # pid -> {root: depth} as seen by the pids waiting on it
-    chains = {}
-    for component in _components(blockers):
-        cyclic = len(component) > 1
-        for pid in sorted(component):
-            ups = blockers.get(pid)
-            if not ups:
-                roots_of[pid] = {pid: 0}
-                continue
-            roots = {}
-            for up in ups:
-                if up in component:
-                    _merge(roots, {up: 0}, 1)
-                else:
-                    _merge(roots, roots_of.get(up, {up: 0}), 1)
-            for root, depth in roots.items():
-                chain = chains.setdefault(root, {"root_pid": root, "blocked_pids": set(), "depth": 0,
-                                                 "lock_modes": set()})
-                chain["blocked_pids"].add(pid)
-                chain["depth"] = max(chain["depth"], depth)
-                chain["lock_modes"].update(lock_modes.get(pid) or [])
-            roots_of[pid] = roots
-        if cyclic:
-            shared = dict((member, 0) for member in component)
-            for member in component:
-                _merge(shared, roots_of[member], 0)
-            for member in component:
-                roots_of[member] = shared
-    return [dict(c, blocked_pids=sorted(c["blocked_pids"]), lock_modes=sorted(c["lock_modes"]))
-            for dummy, c in sorted(chains.items())]

@@ -4,7 +4,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """PRIVATE to the sre.runbooks collection: the pure helpers of pg_slow_queries (no server needed).
 
-Literal redaction of SQL text, sequential scan hints, and the choice of the queries to cancel.
+The pure helpers (no server needed): literal redaction of SQL text, sequential scan hints, the choice of the
+queries to cancel. ``SlowQueries`` is the PgJob that reads and acts.
 Not a public API: other collections must not import it.
 """
 
@@ -13,6 +14,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import time
+
+from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgJob
+
+try:
+    import psycopg2
+    from psycopg2 import sql
+except ImportError:
+    psycopg2 = None  # PgModule reports it with missing_required_lib
+    sql = None
 
 # One pass over SQL text, left to right. Comments, quoted identifiers, words (identifiers, keywords, so the digits
 # of t1 stay) and $n parameters are kept; string literals (standard, E'', dollar quoted, cut off at the end of the
@@ -101,3 +112,288 @@ def version_tuple(text):
         return tuple(int(part) for part in str(text).split("."))
     except ValueError:
         return ()
+
+
+APPLICATION_NAME = "sre.runbooks pg_slow_queries"
+# every query of the module carries this alias, so its own statements are left out of the top statements
+MARK = "sre_runbooks_pg_slow_queries"
+SHOWN_SETTINGS = ["log_min_duration_statement", "statement_timeout", "lock_timeout", "log_lock_waits",
+                  "track_io_timing", "track_activity_query_size", "shared_preload_libraries",
+                  "pg_stat_statements.track", "pg_stat_statements.max"]
+ORDER_COLUMNS = {"total_time": "total", "mean_time": "mean", "calls": "calls"}
+
+SETTINGS_SQL = """SELECT current_setting('server_version') AS """ + MARK + """,
+       pg_backend_pid(),
+       (SELECT json_object_agg(name, current_setting(name)) FROM pg_settings WHERE name = ANY(%s)),
+       (SELECT setting::int FROM pg_settings WHERE name = 'log_min_duration_statement'),
+       (SELECT json_build_object('version', e.extversion, 'schema', n.nspname)
+          FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements')"""
+
+ACTIVITY_SQL = """SELECT a.pid AS """ + MARK + """, a.usename, a.datname, a.application_name, a.backend_type, a.state,
+       EXTRACT(EPOCH FROM clock_timestamp() - a.query_start)::float8, a.query_start,
+       a.wait_event_type, a.wait_event,
+       CASE WHEN a.state = 'active' THEN a.query END,
+       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END,
+       COALESCE(r.rolsuper, false)
+FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
+WHERE (a.backend_type = 'client backend' OR (a.backend_type IS NULL AND a.usesysid IS NOT NULL))
+  AND a.pid <> pg_backend_pid()"""
+# (other users' sessions show no backend_type nor state to a login without pg_read_all_stats: counted as hidden)
+ACTIVITY_COLUMNS = ("pid", "user", "database", "application", "backend_type", "state", "duration_s", "query_start",
+                    "wait_event_type", "wait_event", "query", "blocked_by", "superuser")
+ACTIVE_KEYS = ("pid", "user", "database", "application", "superuser", "duration_s", "wait_event", "blocked_by",
+               "query")
+
+SEQ_SCAN_SQL = """SELECT schemaname AS """ + MARK + """, relname, seq_scan, seq_tup_read, idx_scan, n_live_tup
+FROM pg_stat_user_tables
+WHERE seq_scan >= %(scans)s AND n_live_tup >= %(rows)s AND seq_scan > COALESCE(idx_scan, 0)
+  AND seq_tup_read / seq_scan >= %(rows)s
+ORDER BY seq_tup_read DESC, schemaname, relname
+LIMIT %(top)s"""
+SEQ_SCAN_COLUMNS = ("schema", "table", "seq_scan", "seq_tup_read", "idx_scan", "n_live_tup")
+
+# Signal only a backend still running the query that was found (same pid, same query_start).
+SIGNAL_SQL = """SELECT a.pid AS """ + MARK + """, {function}(a.pid)
+FROM pg_stat_activity a JOIN unnest(%s::int[], %s::timestamptz[]) AS t(pid, query_start)
+  ON a.pid = t.pid AND a.query_start = t.query_start
+WHERE a.state = 'active'"""
+STILL_RUNNING_SQL = """SELECT a.pid AS """ + MARK + """
+FROM pg_stat_activity a JOIN unnest(%s::int[], %s::timestamptz[]) AS t(pid, query_start)
+  ON a.pid = t.pid AND a.query_start = t.query_start
+WHERE a.state = 'active'"""
+
+
+def empty_result():
+    return dict(
+        status="ok", findings=[], server_version=None,
+        pg_stat_statements=dict(loaded=False, installed=False, version=None, schema=None),
+        statements=[], active=[], seq_scan_tables=[], settings={}, would_cancel=[], cancelled=[], terminated=[],
+        settings_changed=[], queries=[], error_category=None, error=None,
+    )
+
+
+def _round(value, digits=3):
+    return None if value is None else round(float(value), digits)
+
+
+def _pids(pids):
+    pids = list(pids)
+    return ", ".join(str(p) for p in pids[:10]) + (", ..." if len(pids) > 10 else "")
+
+
+def _fmt(seconds):
+    return "%g" % seconds
+
+
+class SlowQueries(PgJob):
+    """Read the statements, the active queries and the scans; cancel runaway queries, set the slow query log."""
+
+    application_name = APPLICATION_NAME
+    what = "Looking for slow queries"
+
+    def __init__(self, pg, limits):
+        super(SlowQueries, self).__init__(pg, limits)
+        self.rows = []
+        self.lmds = None
+
+    def steps(self):
+        self.read_settings()
+        self.statements()
+        self.activity()
+        self.seq_scans()
+        self.cancel()
+        self.set_log_min_duration()
+
+    def changed(self):
+        res = self.result
+        return bool(res["cancelled"] or res["terminated"] or res["settings_changed"]
+                    or (self.check_mode and res["would_cancel"]))
+
+    def _clean(self, text):
+        return clean_query(text, self.params["query_length"], self.params["redact_literals"])
+
+    # ------------------------------------------------------------------ reading
+
+    def read_settings(self):
+        res = self.result
+        version, dummy, settings, lmds, ext = self.sql(SETTINGS_SQL, (SHOWN_SETTINGS,))[0]
+        res["server_version"] = version
+        res["settings"] = dict(settings or {})
+        self.lmds = lmds
+        libraries = [lib.strip().strip('"') for lib in (res["settings"].get("shared_preload_libraries") or "").split(",")]
+        pgss = res["pg_stat_statements"]
+        # shared_preload_libraries is hidden from ordinary users; the extension's own settings are not
+        pgss["loaded"] = "pg_stat_statements" in libraries or "pg_stat_statements.max" in res["settings"]
+        if ext:
+            pgss.update(installed=True, version=ext["version"], schema=ext["schema"])
+        if lmds is not None and lmds < 0 and self.params["log_min_duration_statement"] is None:
+            self.findings.add("info", "slow_query_log_off", "log_min_duration_statement is -1: slow statements are not "
+                              "logged (set it, for example to 500 ms, to find them in the server log)")
+
+    def statements(self):
+        pgss = self.result["pg_stat_statements"]
+        add = self.findings.add
+        if not pgss["loaded"]:
+            add("info", "pg_stat_statements_missing", "pg_stat_statements is not loaded: add it to "
+                "shared_preload_libraries (needs a restart) and CREATE EXTENSION pg_stat_statements for statement "
+                "statistics")
+            return
+        if not pgss["installed"]:
+            add("info", "pg_stat_statements_missing", "pg_stat_statements is loaded but not installed in this "
+                "database: CREATE EXTENSION pg_stat_statements for statement statistics")
+            return
+        if self.params["top"] == 0:
+            return
+        prefix = "" if version_tuple(pgss["version"]) < (1, 8) else "_exec"
+        cols = dict(total=sql.Identifier("total%s_time" % prefix), mean=sql.Identifier("mean%s_time" % prefix),
+                    max=sql.Identifier("max%s_time" % prefix))
+        order = ORDER_COLUMNS[self.params["order_by"]]
+        query = sql.SQL(
+            "SELECT s.queryid AS {mark}, r.rolname, d.datname, s.calls, s.{total}, s.{mean}, s.{max}, s.rows, s.query,"
+            " 100.0 * s.{total} / NULLIF(sum(s.{total}) OVER (), 0)"
+            " FROM {schema}.pg_stat_statements s"
+            " LEFT JOIN pg_roles r ON r.oid = s.userid LEFT JOIN pg_database d ON d.oid = s.dbid"
+            " WHERE s.query NOT LIKE %s"
+            " ORDER BY {order} DESC NULLS LAST, s.queryid LIMIT %s").format(
+            mark=sql.Identifier(MARK), schema=sql.Identifier(pgss["schema"]),
+            order=sql.Identifier("calls") if order == "calls" else cols[order], **cols)
+        try:
+            rows = self.sql(query, ("%" + MARK + "%", self.params["top"]))
+        except psycopg2.Error as exc:
+            add("info", "pg_stat_statements_unreadable", "cannot read pg_stat_statements: %s"
+                % self.pg.scrub(str(exc).strip()))
+            return
+        out = []
+        for queryid, user, database, calls, total, mean, top_ms, rows_, text, pct in rows:
+            out.append(dict(queryid=queryid, user=user, database=database, calls=calls, total_ms=_round(total),
+                            mean_ms=_round(mean), max_ms=_round(top_ms), rows=rows_, pct_total_time=_round(pct, 1),
+                            query=self._clean(text)))
+        self.result["statements"] = out
+        if out:
+            first = out[0]
+            add("info", "top_statement", "top statement by %s: %s ms in %s calls (mean %s ms, %s%% of the time) in %s: %s"
+                % (self.params["order_by"].replace("_", " "), first["total_ms"], first["calls"], first["mean_ms"],
+                   first["pct_total_time"], first["database"], (first["query"] or "")[:100]))
+
+    def activity(self):
+        rows = [dict(zip(ACTIVITY_COLUMNS, row)) for row in self.sql(ACTIVITY_SQL)]
+        self.rows = [r for r in rows if r["state"] == "active"]
+        self.rows.sort(key=lambda r: (-(r["duration_s"] or 0), r["pid"]))
+        for row in self.rows:
+            row["duration_s"] = _round(row["duration_s"])
+            row["wait_event"] = ("%s:%s" % (row["wait_event_type"], row["wait_event"])) if row["wait_event"] else None
+            row["blocked_by"] = sorted(row["blocked_by"] or [])
+            row["query"] = self._clean(row["query"])
+        self.result["active"] = [dict((k, r[k]) for k in ACTIVE_KEYS) for r in self.rows[:self.params["active_limit"]]]
+        add, lim = self.findings.add, self.limits
+        long_running = [r["pid"] for r in self.rows if (r["duration_s"] or 0) > lim["long_query_after"]]
+        if long_running:
+            add("warning", "long_running", "%d queries active for more than %ss (pids %s)"
+                % (len(long_running), _fmt(lim["long_query_after"]), _pids(long_running)))
+        waiting = [r for r in self.rows if r["blocked_by"]]
+        if waiting:
+            holders = sorted(set(p for r in waiting for p in r["blocked_by"]))
+            add("warning", "lock_waits", "%d active queries wait for a lock (pids %s) held by pids %s"
+                % (len(waiting), _pids(r["pid"] for r in waiting), _pids(holders)))
+        if any(r["state"] is None for r in rows):
+            add("info", "limited_visibility", "the login user cannot see the queries of every session "
+                "(grant pg_read_all_stats)")
+
+    def seq_scans(self):
+        p = self.params
+        if p["top"] == 0:
+            return
+        rows = self.sql(SEQ_SCAN_SQL, dict(scans=p["seq_scan_min_scans"], rows=p["seq_scan_min_rows"], top=p["top"]))
+        tables = []
+        for row in rows:
+            table = dict(zip(SEQ_SCAN_COLUMNS, row))
+            table["hint"] = seq_scan_hint(table, self.result["statements"])
+            tables.append(table)
+        self.result["seq_scan_tables"] = tables
+        if tables:
+            self.findings.add("info", "seq_scans", "%d tables read mostly by sequential scans (%s): see the index hints"
+                              % (len(tables), ", ".join("%s.%s" % (t["schema"], t["table"]) for t in tables[:5])))
+
+    # ------------------------------------------------------------------ acting
+
+    def _signal(self, function, rows):
+        if not rows:
+            return []
+        query = sql.SQL(SIGNAL_SQL).format(function=sql.Identifier(function))
+        done = self.sql(query, ([r["pid"] for r in rows], [r["query_start"] for r in rows]))
+        return sorted(pid for pid, ok in done if ok)
+
+    def _still_running(self, rows, timeout):
+        deadline = time.time() + timeout
+        while True:
+            left = self.sql(STILL_RUNNING_SQL, ([r["pid"] for r in rows], [r["query_start"] for r in rows]))
+            pids = set(row[0] for row in left)
+            if not pids or time.time() >= deadline:
+                return [r for r in rows if r["pid"] in pids]
+            time.sleep(0.1)
+
+    def cancel(self):
+        p, res = self.params, self.result
+        after = self.limits.get("cancel_after")
+        if after is None:
+            return
+        targets = cancel_targets(self.rows, after, p["include_superusers"], p["databases"], p["users"],
+                                 p["applications"])
+        res["would_cancel"] = sorted(r["pid"] for r in targets)
+        if not targets or self.check_mode:
+            return
+        res["cancelled"] = self._signal("pg_cancel_backend", targets)
+        signalled = [r for r in targets if r["pid"] in res["cancelled"]]
+        stuck = self._still_running(signalled, 2.0) if signalled else []
+        if stuck and p["terminate_if_cancel_fails"]:
+            res["terminated"] = self._signal("pg_terminate_backend", stuck)
+            gone_deadline = time.time() + 2.0
+            while res["terminated"] and time.time() < gone_deadline:
+                if not self.sql("SELECT count(*) AS " + MARK + " FROM pg_stat_activity WHERE pid = ANY(%s)",
+                                 (res["terminated"],))[0][0]:
+                    break
+                time.sleep(0.1)
+            stuck = [r for r in stuck if r["pid"] not in res["terminated"]]
+        add = self.findings.add
+        if res["cancelled"]:
+            add("info", "cancelled", "cancelled the queries of %d sessions running for more than %ss (pids %s)"
+                % (len(res["cancelled"]), _fmt(after), _pids(res["cancelled"])))
+        if res["terminated"]:
+            add("info", "terminated", "terminated %d sessions whose query survived the cancel (pids %s)"
+                % (len(res["terminated"]), _pids(res["terminated"])))
+        if stuck:
+            add("warning", "cancel_failed", "%d queries still run after the cancel (pids %s)%s"
+                % (len(stuck), _pids(r["pid"] for r in stuck),
+                   "" if p["terminate_if_cancel_fails"] else ": terminate_if_cancel_fails ends their sessions"))
+
+    def set_log_min_duration(self):
+        wanted = self.params["log_min_duration_statement"]
+        if wanted is None or wanted == self.lmds:
+            return
+        res = self.result
+        change = dict(name="log_min_duration_statement", before=self.lmds, after=wanted)
+        res["settings_changed"] = [change]
+        self.diff = dict(before="log_min_duration_statement = %s\n" % self.lmds,
+                         after="log_min_duration_statement = %s\n" % wanted)
+        if self.check_mode:
+            return
+        self.sql("ALTER SYSTEM SET log_min_duration_statement = %s", (wanted,))
+        self.sql("SELECT pg_reload_conf() AS " + MARK)
+        deadline = time.time() + 3.0
+        now = None
+        while time.time() < deadline:
+            # the reload reaches this backend between statements
+            now = self.sql("SELECT setting::int AS " + MARK + " FROM pg_settings "
+                            "WHERE name = 'log_min_duration_statement'")[0][0]
+            if now == wanted:
+                break
+            time.sleep(0.1)
+        shown = self.sql("SELECT current_setting('log_min_duration_statement') AS " + MARK)[0][0]
+        res["settings"]["log_min_duration_statement"] = shown
+        if now == wanted:
+            self.findings.add("info", "setting_changed", "log_min_duration_statement set from %s to %s ms "
+                              "(ALTER SYSTEM, configuration reloaded)" % (self.lmds, wanted))
+        else:
+            self.findings.add("warning", "setting_not_applied", "log_min_duration_statement was set to %s ms with "
+                              "ALTER SYSTEM but this session still sees %s after the reload (is it set for the "
+                              "database or the role?)" % (wanted, now))

@@ -24,6 +24,8 @@ description:
     saved and deleted too.
   - Table and column names must be plain identifiers (optionally C(schema.table)); they are checked against
     the catalog and quoted with C(psycopg2.sql), never formatted into SQL.
+  - An unreachable server fails the task (nothing can be counted); the failure carries every return key, with
+    RV(error_category) and RV(error) saying why.
 author:
   - sre.runbooks contributors (@sre-runbooks)
 attributes:
@@ -158,32 +160,37 @@ queries:
   returned: always
   type: list
   elements: str
+status:
+  description:
+    - V(ok), V(warning) (orphans found), V(critical) (the server refuses new connections) or V(unreachable).
+  returned: always
+  type: str
+error_category:
+  description:
+    - Why the server was unreachable, V(dns), V(refused), V(timeout), V(auth), V(ssl), V(too_many_connections) or
+      V(other); null when reachable.
+  returned: always
+  type: str
+error:
+  description: The connection error (never with the password); null when reachable.
+  returned: always
+  type: str
 """
 
 import datetime
 import json
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.sre.runbooks.plugins.module_utils._common import Findings
 from ansible_collections.sre.runbooks.plugins.module_utils._orphans import (
     columns_sql, count_sql, delete_sql, fsync_dir, lock_rows_sql, normalize_relations, quoted_name,
     saved_document, write_temp,
 )
-from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (
-    HAS_PSYCOPG2, PgConnectError, connect, postgres_argument_spec,
-)
-
-try:
-    import psycopg2
-except ImportError:
-    psycopg2 = None
+from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgJob, PgJobError, PgModule
 
 
 def argument_spec():
-    spec = postgres_argument_spec()
-    spec.update(
+    """The options of the module; PgModule merges them with postgres_argument_spec() (the connection)."""
+    return dict(
         relations=dict(type="list", elements="dict", required=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         save_path=dict(type="path"),
@@ -191,38 +198,97 @@ def argument_spec():
         read_write=dict(type="bool", default=True),
         lock_timeout=dict(type="int", default=10),
     )
-    return spec
 
 
-class Orphans(object):
-    def __init__(self, module, conn, relations):
-        self.module = module
-        self.conn = conn
+def empty_result():
+    return dict(relations=[], total_orphans=0, deleted=0, saved_path=None, passes=0, status="ok", findings=[],
+                queries=[], error_category=None, error=None)
+
+
+def _key(rel):
+    return (rel["child"], rel["column"], rel["parent"], rel["parent_column"])
+
+
+class Orphans(PgJob):
+    """Count the orphans of every relation; with state=absent save them, then delete them, in one transaction."""
+
+    application_name = "sre.runbooks.pg_orphans"
+    autocommit = False
+    unreachable_fails = True  # nothing to count without the database: a failed task, as before
+
+    def __init__(self, pg, relations):
+        super(Orphans, self).__init__(pg)
         self.relations = relations
-        self.queries = []
+        self.deleting = self.params["state"] == "absent"
+        self.what = "Deleting orphans" if self.deleting else "Counting orphans"
 
-    def _run(self, cur, query, args=None):
-        self.queries.append(query.as_string(cur) if hasattr(query, "as_string") else query)
-        cur.execute(query, args)
+    def steps(self):
+        res = self.result
+        self.check_catalog()
+        res["relations"] = self.count(self.params["sample_size"])
+        self.conn.rollback()
+        res["total_orphans"] = sum(r["orphans"] for r in res["relations"])
+        for rel in res["relations"]:
+            if rel["orphans"]:
+                self.findings.add("warning", "orphans", "%s.%s: %d rows reference no %s.%s" % (
+                    rel["child"], rel["column"], rel["orphans"], rel["parent"], rel["parent_column"]))
+        if self.deleting and res["total_orphans"] and not self.check_mode:
+            self.delete_all()
 
-    def check_catalog(self, cur):
-        for rel in self.relations:
+    def changed(self):
+        if not self.deleting:
+            return False
+        if self.check_mode:
+            return self.result["total_orphans"] > 0
+        return self.result["deleted"] > 0
+
+    def failure_message(self, exc):
+        save_path = self.params["save_path"]
+        saved = (" (the rows listed in %s were NOT deleted: rolled back)" % save_path
+                 if save_path and os.path.exists(save_path) else "")
+        return super(Orphans, self).failure_message(exc) + saved
+
+    def check_catalog(self):
+        for index, rel in enumerate(self.relations):
             for table, column in ((rel["child"], rel["column"]), (rel["parent"], rel["parent_column"])):
-                self._run(cur, columns_sql(), (quoted_name(table),))
-                columns = [row[0] for row in cur.fetchall()]
+                columns = [row[0] for row in self.sql(columns_sql(), (quoted_name(table),))]
                 if not columns:
-                    self.module.fail_json(msg="checking orphans of %s: table %s does not exist" % (rel["child"], table))
+                    raise PgJobError("relations[%d]: table %s does not exist" % (index, table),
+                                     what="Checking the relations option")
                 if column not in columns:
-                    self.module.fail_json(msg="checking orphans of %s: table %s has no column %s" % (
-                        rel["child"], table, column))
+                    raise PgJobError("relations[%d]: table %s has no column %s" % (index, table, column),
+                                     what="Checking the relations option")
 
-    def count(self, cur, sample_size):
+    def count(self, sample_size):
         out = []
         for rel in self.relations:
-            self._run(cur, count_sql(rel), (sample_size,))
-            count, sample = cur.fetchone()
+            count, sample = self.sql(count_sql(rel), (sample_size,))[0]
             out.append(dict(rel, orphans=int(count), sample=list(sample or []), deleted=0))
         return out
+
+    def delete_all(self):
+        p, res = self.params, self.result
+        with self.conn.cursor() as cur:
+            if p["read_write"]:
+                self.sql("SET TRANSACTION READ WRITE", cursor=cur)
+            self.sql("SELECT set_config('lock_timeout', %s, true)", ("%ds" % p["lock_timeout"],), cursor=cur)
+            deleted, res["passes"] = self.delete(cur, p["save_path"], self.conn.get_dsn_parameters().get("dbname"))
+        self.conn.commit()
+        res["saved_path"] = p["save_path"]
+        for rel in res["relations"]:
+            rel["deleted"] = deleted.get(_key(rel), 0)
+        res["deleted"] = sum(deleted.values())
+
+    def save(self, save_path, document):
+        """Write the document to save_path: a fsynced temporary file, atomically renamed, mode 0600."""
+        text = json.dumps(document, indent=1, sort_keys=True) + "\n"
+        try:
+            tmp = write_temp(save_path, text)
+            self.pg.module.atomic_move(tmp, save_path)
+            os.chmod(save_path, 0o600)
+            fsync_dir(save_path)
+        except OSError as exc:
+            raise PgJobError("saving the orphans to %s: %s" % (save_path, exc.strerror or exc))
 
     def delete(self, cur, save_path, database):
         """Lock every orphan (parents first, so rows under an orphan parent are orphans too), save them all,
@@ -234,8 +300,7 @@ class Orphans(object):
             chosen = {}  # table -> ctids chosen for deletion in this pass
             found = []
             for rel in self.relations:
-                self._run(cur, lock_rows_sql(rel), (chosen.get(rel["parent"], []),))
-                rows = cur.fetchall()
+                rows = self.sql(lock_rows_sql(rel), (chosen.get(rel["parent"], []),), cursor=cur)
                 if rows:
                     found.append((rel, rows, list(chosen.get(rel["parent"], []))))
                     chosen.setdefault(rel["child"], []).extend(row[0] for row in rows)
@@ -244,87 +309,35 @@ class Orphans(object):
             passes += 1
             saved.extend((rel, [row[1] for row in rows]) for rel, rows, _gone in found)
             stamp = datetime.datetime.now(datetime.timezone.utc).isoformat()
-            text = json.dumps(saved_document(database, stamp, saved), indent=1, sort_keys=True) + "\n"
-            tmp = write_temp(save_path, text)
-            self.module.atomic_move(tmp, save_path)
-            os.chmod(save_path, 0o600)
-            fsync_dir(save_path)
+            self.save(save_path, saved_document(database, stamp, saved))
             for rel, rows, gone in reversed(found):
-                self._run(cur, delete_sql(rel), ([row[0] for row in rows], gone))
+                self.sql(delete_sql(rel), ([row[0] for row in rows], gone), cursor=cur)
                 if cur.rowcount != len(rows):
-                    raise RuntimeError("%s: %d orphan rows were saved and locked but %d were deleted" % (
+                    raise PgJobError("%s: %d orphan rows were saved and locked but %d were deleted" % (
                         rel["child"], len(rows), cur.rowcount))
-                key = (rel["child"], rel["column"], rel["parent"], rel["parent_column"])
-                deleted[key] = deleted.get(key, 0) + cur.rowcount
-        raise RuntimeError("orphans were still found after %d delete passes (a reference cycle?)" % passes)
+                deleted[_key(rel)] = deleted.get(_key(rel), 0) + cur.rowcount
+        raise PgJobError("orphans were still found after %d delete passes (a reference cycle?)" % passes)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_if=[("state", "absent", ("save_path",))])
-    p = module.params
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"))
+    pg = PgModule(argument_spec(), empty_result, record_values=False, supports_check_mode=True,
+                  required_if=[("state", "absent", ("save_path",))])
+    p = pg.params
     try:
         relations = normalize_relations(p["relations"])
     except ValueError as exc:
-        module.fail_json(msg="checking the relations option: %s" % exc)
+        pg.fail("Checking the relations option: %s" % exc)
     if not relations:
-        module.fail_json(msg="checking the relations option: at least one relation is needed")
+        pg.fail("Checking the relations option: at least one relation is needed")
     if p["sample_size"] < 0 or p["lock_timeout"] < 0:
-        module.fail_json(msg="checking the options: sample_size and lock_timeout must not be negative")
+        pg.fail("Checking the options: sample_size and lock_timeout must not be negative")
     save_path = p["save_path"]
     if p["state"] == "absent":
         if os.path.lexists(save_path):
-            module.fail_json(msg="saving the orphans: %s already exists, refusing to overwrite it" % save_path)
+            pg.fail("Saving the orphans: %s already exists, refusing to overwrite it" % save_path)
         if not os.path.isdir(os.path.dirname(os.path.abspath(save_path))):
-            module.fail_json(msg="saving the orphans: directory %s does not exist" % os.path.dirname(save_path))
-
-    try:
-        conn = connect(p, application_name="sre.runbooks.pg_orphans")
-    except PgConnectError as exc:
-        module.fail_json(msg="connecting to PostgreSQL: %s" % exc, error_category=exc.category)
-
-    worker = Orphans(module, conn, relations)
-    result = dict(changed=False, relations=[], total_orphans=0, deleted=0, saved_path=None, passes=0,
-                  findings=[], queries=worker.queries)
-    try:
-        with conn.cursor() as cur:
-            worker.check_catalog(cur)
-            result["relations"] = worker.count(cur, p["sample_size"])
-        conn.rollback()
-        result["total_orphans"] = sum(r["orphans"] for r in result["relations"])
-        findings = Findings()
-        for rel in result["relations"]:
-            if rel["orphans"]:
-                findings.add("warning", "orphans", "%s.%s: %d rows reference no %s.%s" % (
-                    rel["child"], rel["column"], rel["orphans"], rel["parent"], rel["parent_column"]))
-        result["findings"] = findings.as_list()
-
-        if p["state"] == "absent" and result["total_orphans"] and not module.check_mode:
-            with conn.cursor() as cur:
-                if p["read_write"]:
-                    worker._run(cur, "SET TRANSACTION READ WRITE")
-                worker._run(cur, "SELECT set_config('lock_timeout', %s, true)", ("%ds" % p["lock_timeout"],))
-                cur.fetchall()
-                deleted, result["passes"] = worker.delete(cur, save_path, conn.get_dsn_parameters().get("dbname"))
-            conn.commit()
-            result["saved_path"] = save_path
-            for rel in result["relations"]:
-                rel["deleted"] = deleted.get((rel["child"], rel["column"], rel["parent"], rel["parent_column"]), 0)
-            result["deleted"] = sum(deleted.values())
-            result["changed"] = result["deleted"] > 0
-        elif p["state"] == "absent" and result["total_orphans"]:
-            result["changed"] = True
-    except (psycopg2.Error, RuntimeError, OSError) as exc:
-        conn.rollback()
-        saved = (" (the rows listed in %s were NOT deleted: rolled back)" % save_path
-                 if save_path and os.path.exists(save_path) else "")
-        module.fail_json(msg="%s orphans: %s%s" % ("deleting" if p["state"] == "absent" else "counting",
-                                                   str(exc).strip(), saved), queries=worker.queries)
-    finally:
-        conn.close()
-    module.exit_json(**result)
+            pg.fail("Saving the orphans: directory %s does not exist" % os.path.dirname(save_path))
+    pg.run(Orphans(pg, relations))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests for the pure helpers of plugins/module_utils/_postgres.py (backend kinds, chains, scrubbing,
-categories, DSN)."""
+"""Unit tests for the pure helpers of pg_triage (plugins/module_utils/_triage.py: backend kinds, chains) and of
+plugins/module_utils/_postgres.py (scrubbing, categories, DSN)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from conftest import ensure_collection_link
 import sys  # noqa: E402
 
 sys.path.insert(0, str(ensure_collection_link()))
-from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (  # noqa: E402
+from ansible_collections.sre.runbooks.plugins.module_utils._triage import (  # noqa: E402
     CLIENT,
     HIDDEN,
     backend_kind,
     build_chains,
+)
+from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (  # noqa: E402
     categorize,
     connection_kwargs,
     postgres_argument_spec,
