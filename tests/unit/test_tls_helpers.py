@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Pure helpers of plugins/module_utils/_tls.py: hostname matching, days left, endpoint parsing, severities."""
+"""Pure helpers of plugins/module_utils/_tls_x509.py (hostname matching, days left, severities, signatures) and
+_tls_net.py (endpoint parsing)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from conftest import ensure_collection_link
 import sys  # noqa: E402
 
 sys.path.insert(0, str(ensure_collection_link()))
-from ansible_collections.sre.runbooks.plugins.module_utils import _tls  # noqa: E402
+from ansible_collections.sre.runbooks.plugins.module_utils import _tls, _tls_net, _tls_x509  # noqa: E402
 
 UTC = datetime.timezone.utc
 
@@ -35,7 +36,7 @@ UTC = datetime.timezone.utc
     ("", ["example.com"], [], False),
 ])
 def test_hostname_matches(hostname, dns, ips, expected):
-    assert _tls.hostname_matches(hostname, dns, ips) is expected
+    assert _tls_x509.hostname_matches(hostname, dns, ips) is expected
 
 
 NOW = datetime.datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -51,7 +52,7 @@ NOW = datetime.datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
     (datetime.timedelta(days=-2, hours=-1), -3),
 ])
 def test_days_between(delta, expected):
-    assert _tls.days_between(NOW + delta, NOW) == expected
+    assert _tls_x509.days_between(NOW + delta, NOW) == expected
 
 
 @pytest.mark.parametrize("days,expected", [
@@ -59,7 +60,7 @@ def test_days_between(delta, expected):
     (8, ("warning", "expiring_warning")), (30, ("warning", "expiring_warning")), (31, (None, None)),
 ])
 def test_expiry_severity(days, expected):
-    assert _tls.expiry_severity(days, 30, 7) == expected
+    assert _tls_x509.expiry_severity(days, 30, 7) == expected
 
 
 @pytest.mark.parametrize("spec,expected", [
@@ -72,7 +73,7 @@ def test_expiry_severity(days, expected):
     ({"host": "10.0.0.5", "server_name": "www.example.com"}, ("10.0.0.5", 443, "www.example.com", "none")),
 ])
 def test_parse_endpoint(spec, expected):
-    ep = _tls.parse_endpoint(spec)
+    ep = _tls_net.parse_endpoint(spec)
     assert (ep["host"], ep["port"], ep["server_name"], ep["starttls"]) == expected
 
 
@@ -82,12 +83,12 @@ def test_parse_endpoint(spec, expected):
 ])
 def test_parse_endpoint_rejects(spec):
     with pytest.raises(ValueError):
-        _tls.parse_endpoint(spec)
+        _tls_net.parse_endpoint(spec)
 
 
 def test_endpoint_target():
-    assert _tls.endpoint_target(_tls.parse_endpoint("[::1]:443")) == "[::1]:443"
-    assert _tls.endpoint_target(_tls.parse_endpoint("example.com")) == "example.com:443"
+    assert _tls_net.endpoint_target(_tls_net.parse_endpoint("[::1]:443")) == "[::1]:443"
+    assert _tls_net.endpoint_target(_tls_net.parse_endpoint("example.com")) == "example.com:443"
 
 
 class _Cryptography38:
@@ -127,7 +128,14 @@ def test_signature_check_without_verify_directly_issued_by(key_kind):
     ca = cert("ca", ca_key, None, ca_key)
     impostor = cert("ca", other_key, None, other_key)
     leaf = cert("leaf", leaf_key, ca.subject, ca_key)
-    assert _tls.signed_by(_Cryptography38(leaf), ca) is True
-    assert _tls.signed_by(_Cryptography38(leaf), impostor) is False
-    assert _tls.signed_by(_Cryptography38(ca), leaf) is False
-    assert _tls.is_self_signed(_Cryptography38(ca)) is True
+    assert _tls_x509.signed_by(_Cryptography38(leaf), ca) is True
+    assert _tls_x509.signed_by(_Cryptography38(leaf), impostor) is False
+    assert _tls_x509.signed_by(_Cryptography38(ca), leaf) is False
+    assert _tls_x509.is_self_signed(_Cryptography38(ca)) is True
+
+
+def test_tls_keeps_the_names_cert_check_uses():
+    for name in ("HAS_CRYPTOGRAPHY", "CRYPTOGRAPHY_IMPORT_ERROR", "TlsError", "check_endpoint", "check_files",
+                 "load_trust_store", "parse_endpoint", "summarise", "utcnow"):
+        assert hasattr(_tls, name), name
+    assert _tls.TlsError is _tls_net.TlsError is _tls_x509.TlsError
