@@ -137,7 +137,7 @@ def test_unconfirmed_changes_nothing(acme):
         before = _served_not_after(port)
         run = _remediate(acme, port, args, confirm=False)
         assert run.returncode == 0, run.stdout + run.stderr
-        assert "Not confirmed (sre_confirm): nothing is done." in run.stdout
+        assert "Not confirmed: nothing is changed." in run.stdout  # the guard (sre.runbooks.confirm)
         assert "changed=0" in run.stdout
         assert _served_not_after(port) == before
     finally:
