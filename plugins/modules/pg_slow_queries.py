@@ -28,6 +28,7 @@ description:
   - With O(log_min_duration_statement) it sets that setting with C(ALTER SYSTEM) and C(pg_reload_conf()) when it
     differs from the current value.
   - An unreachable server is a result (RV(status=unreachable)), not a failed task, unless O(fail_on) says so.
+    A C(too many clients) error is RV(status=critical) with the finding C(saturated).
 author:
   - sre.runbooks contributors (@sre-runbooks)
 attributes:
