@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests for plugins/module_utils/_dump.py: pure parsing helpers, chunk boundaries everywhere."""
+"""Unit tests for the dump verifier (plugins/module_utils/_dump*.py, through the _dump.py facade): pure parsing
+helpers, chunk boundaries everywhere; the trial outcome recorded once; file sizes."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +165,46 @@ def test_split_qualified(raw, expected):
 ])
 def test_copy_terminated(last, ok):
     assert _dump.copy_terminated(last) is ok
+
+
+def _plain_file(tmp_path):
+    path = tmp_path / "d.sql"
+    path.write_bytes(PLAIN)
+    return str(path)
+
+
+def test_trial_outcome_is_recorded_once_by_the_verifier(tmp_path):
+    seen = []
+
+    def trial(result):
+        seen.append((result["format"], list(result["tables"])))
+        return _dump.trial_outcome(ok=True, tables=2, rows=3, missing=[], duration_s=0.5, database="tmp")
+
+    res = _dump.Verifier(_plain_file(tmp_path)).run(trial=trial)
+    assert seen == [("plain", ["public.t", 'My Schema.Odd "q" name'])]
+    assert res["trial_restore"]["ok"] is True and res["trial_restore"]["skipped"] is None
+    assert set(res["trial_restore"]) == set(_dump.trial_outcome())
+    assert [c for c in res["checks"] if c["name"] == "trial_restore"] == [
+        {"name": "trial_restore", "ok": True, "detail": "restored into a throwaway database: 2 tables, 3 rows in 0.5s"}]
+    assert res["valid"] is True
+
+
+def test_failed_trial_and_cleanup_become_findings(tmp_path):
+    res = _dump.Verifier(_plain_file(tmp_path)).run(trial=lambda result: _dump.trial_outcome(
+        ok=False, error="the restore (psql) exited with 3: boom", cleanup_error="could not drop x"))
+    assert [(f["severity"], f["code"]) for f in res["findings"]] == [
+        ("critical", "trial_restore_failed"), ("warning", "trial_restore_cleanup")]
+    assert res["valid"] is False and res["trial_restore"]["error"].endswith("boom")
+
+
+def test_no_trial_after_a_critical_finding(tmp_path):
+    called = []
+    res = _dump.Verifier(str(tmp_path / "missing.sql")).run(trial=called.append)
+    assert called == [] and res["trial_restore"]["skipped"] == "the file checks found a critical problem"
+    assert _dump.Verifier(_plain_file(tmp_path)).run()["trial_restore"] is None
+
+
+def test_module_utils_of_the_dump_fit_in_a_head():
+    utils = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
+    sizes = {p.name: len(p.read_text().splitlines()) for p in list(utils.glob("_dump*.py")) + list(utils.glob("_restore*.py"))}
+    assert len(sizes) >= 6 and max(sizes.values()) <= 600, sizes
