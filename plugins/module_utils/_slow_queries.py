@@ -350,7 +350,7 @@ class SlowQueries(PgJob):
             gone_deadline = time.time() + 2.0
             while res["terminated"] and time.time() < gone_deadline:
                 if not self.sql("SELECT count(*) AS " + MARK + " FROM pg_stat_activity WHERE pid = ANY(%s)",
-                                 (res["terminated"],))[0][0]:
+                                (res["terminated"],))[0][0]:
                     break
                 time.sleep(0.1)
             stuck = [r for r in stuck if r["pid"] not in res["terminated"]]
@@ -384,7 +384,7 @@ class SlowQueries(PgJob):
         while time.time() < deadline:
             # the reload reaches this backend between statements
             now = self.sql("SELECT setting::int AS " + MARK + " FROM pg_settings "
-                            "WHERE name = 'log_min_duration_statement'")[0][0]
+                           "WHERE name = 'log_min_duration_statement'")[0][0]
             if now == wanted:
                 break
             time.sleep(0.1)
