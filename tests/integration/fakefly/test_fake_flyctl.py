@@ -38,12 +38,13 @@ class Fly:
     def __init__(self, state: Path):
         self.state = state
 
-    def __call__(self, *args, env=None, app=True):
+    def __call__(self, *args, env=None, app=True, stdin=None):
         run_env = dict(os.environ, FAKE_FLY_STATE=str(self.state))
         run_env.pop("FAKE_FLY_FAULT", None)
         run_env.update(env or {})
         argv = [str(FLYCTL), *args] + (["--app", APP] if app else [])
-        return subprocess.run(argv, capture_output=True, text=True, env=run_env, timeout=30, check=False)
+        return subprocess.run(argv, capture_output=True, text=True, env=run_env, timeout=30, check=False,
+                              input=stdin if stdin is not None else "")
 
     def ok(self, *args, **kwargs):
         proc = self(*args, **kwargs)
@@ -208,6 +209,22 @@ def test_secret_values_are_never_printed_or_stored(fly):
     assert rows["SHOPIFY_API_SECRET"]["digest"] == hashlib.sha256(canary.encode()).hexdigest()[:16]
     assert rows["SHOPIFY_API_SECRET"]["status"] == "Deployed" and rows["STAGED_ONE"]["status"] == "Staged"
     assert "Update secrets" in fly.releases()[0]["Description"]  # deployed secrets make a release
+
+
+def test_secrets_import_reads_name_value_lines_on_stdin_and_never_echoes_them(fly):
+    canary = "canary-%d-Import q=#'\"$x" % os.getpid()
+    done = fly.ok("secrets", "import", stdin="# a comment\n\nIMPORTED_ONE=%s\nIMPORTED_TWO=\n" % canary)
+    bad = fly("secrets", "import", stdin=canary + "\n")  # no NAME=: the line is not echoed
+    empty = fly("secrets", "import", stdin="")
+    for proc in (done, bad, empty):
+        assert canary not in proc.stdout and canary not in proc.stderr
+    assert canary not in fly.state.read_text()
+    assert_error(bad, "line 1")
+    assert empty.returncode == 1
+    rows = {r["name"]: r for r in fly.json("secrets", "list")}
+    assert rows["IMPORTED_ONE"]["digest"] == hashlib.sha256(canary.encode()).hexdigest()[:16]
+    assert rows["IMPORTED_TWO"]["digest"] == hashlib.sha256(b"").hexdigest()[:16]
+    assert "Update secrets: IMPORTED_ONE, IMPORTED_TWO" in fly.releases()[0]["Description"]
 
 
 def test_secrets_unset_and_deploy_staged(fly):

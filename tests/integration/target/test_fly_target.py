@@ -160,3 +160,43 @@ def test_secrets_and_high_resource_hand_flyctl_the_token_the_same_way(fly_run, t
     state = (tmp_path / "fly" / "state.json").read_text()
     assert '"memory_mb": 2048' in state and "SRE_T_FLY" in state and value not in state
     assert list((tmp_path / "tmp").glob("*sre-flyctl*")) == []
+
+
+def fly_state(tmp_path):
+    return json.loads((tmp_path / "fly" / "state.json").read_text())
+
+
+@pytest.mark.parametrize("answer", [None, "no"])
+def test_unconfirmed_changing_playbooks_show_the_plan_and_change_nothing(fly_run, tmp_path, answer):
+    """app_down remediate (a crashed app), deploy.yml and deploy_failure rollback with sre_confirm unset or no:
+    the guard prints the plan, changed=0, the fake Fly app is exactly as before."""
+    env = dict(os.environ, FAKE_FLY_STATE=str(tmp_path / "fly" / "state.json"))
+    env.pop("FAKE_FLY_REQUIRE_TOKEN_SHA256", None)
+    subprocess.run([str(FLYCTL), "fake-fault", "crash", "-a", APP], env=env, capture_output=True, check=True)
+    before = fly_state(tmp_path)
+    confirm = {"sre_confirm": answer}  # None: null, as an unset survey answer
+    runs = {
+        "app_down": fly_run(REPO / "playbooks" / "app_down_remediate.yml", confirm, verbosity=1),
+        "deploy": fly_run(REPO / "playbooks" / "deploy.yml", dict(confirm, sre_deploy_release=GOOD), verbosity=1),
+        "rollback": fly_run(REPO / "playbooks" / "deploy_failure_rollback.yml",
+                            dict(confirm, deploy_failure_rollback_to=GOOD, deploy_failure_rollback_when_healthy=True),
+                            verbosity=1),
+    }
+    plans = {"app_down": "Plan (app_down remediate):", "deploy": "Plan (deploy fly %s):" % APP,
+             "rollback": "Plan (deploy_failure rollback):"}
+    for name, (rc, changed, out) in runs.items():
+        flat = " ".join(out.split())
+        assert rc == 0 and changed == 0, (name, out[-4000:])
+        assert plans[name] in flat and "Not confirmed: nothing is changed." in flat, (name, out[-4000:])
+    assert "restart fly %s" % APP in " ".join(runs["app_down"][2].split())
+    assert "deploy %s to fly %s" % (GOOD, APP) in " ".join(runs["deploy"][2].split())
+    after = fly_state(tmp_path)
+    machines = lambda state: [(m["id"], m["state"], m["image_ref"]) for m in state["apps"][APP]["machines"]]  # noqa: E731
+    assert machines(after) == machines(before)
+    assert len(after["apps"][APP]["releases"]) == len(before["apps"][APP]["releases"])
+    assert not (tmp_path / "state" / "releases").exists()  # deploy recorded nothing
+
+
+def test_an_answer_that_is_not_yes_or_no_is_an_error(fly_run):
+    rc, dummy, out = fly_run(REPO / "playbooks" / "app_down_remediate.yml", {"sre_confirm": "maybe"}, verbosity=1)
+    assert rc != 0 and "is not an answer" in out, out[-3000:]
