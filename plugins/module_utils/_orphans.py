@@ -4,8 +4,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """PRIVATE to the sre.runbooks collection: orphan rows (child rows whose parent is gone) for pg_orphans.
 
-Identifiers are validated (plain names, optionally schema.table) and composed with psycopg2.sql, never
-by string formatting. Not a public API: other collections must not import it.
+Identifiers are validated by the collection's one rule (_identifiers: plain or double-quoted names, optionally
+schema.table) and composed with psycopg2.sql, never by string formatting. Not a public API: other collections must not import it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,7 +14,6 @@ __metaclass__ = type
 
 import json
 import os
-import re
 import tempfile
 
 try:
@@ -22,22 +21,24 @@ try:
 except ImportError:
     pgsql = None
 
-IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+from ansible_collections.sre.runbooks.plugins.module_utils._identifiers import IdentifierError, split_identifier
 
 
 def split_table(name):
-    """'items' -> ('items',), 'shop.items' -> ('shop', 'items'); ValueError for anything else."""
-    parts = str(name).split(".")
-    if len(parts) > 2 or not all(IDENT_RE.match(part) for part in parts):
-        raise ValueError("invalid table name %r: a plain identifier ([A-Za-z_][A-Za-z0-9_$]*), optionally schema.table"
-                         % (name,))
-    return tuple(parts)
+    """'items' -> ('items',), 'shop.items' -> ('shop', 'items'), '"Category"' -> ('Category',); ValueError
+    (IdentifierError) for anything else."""
+    try:
+        return split_identifier(name if isinstance(name, str) else str(name), 2)
+    except IdentifierError as exc:
+        raise IdentifierError("invalid table name: %s" % exc)
 
 
 def check_column(name):
-    if not IDENT_RE.match(str(name)):
-        raise ValueError("invalid column name %r: a plain identifier ([A-Za-z_][A-Za-z0-9_$]*)" % (name,))
-    return str(name)
+    """The column's name, unquoted ('"menuId"' -> 'menuId'); ValueError (IdentifierError) for anything else."""
+    try:
+        return split_identifier(name if isinstance(name, str) else str(name), 1)[0]
+    except IdentifierError as exc:
+        raise IdentifierError("invalid column name: %s" % exc)
 
 
 def normalize_relations(relations):
@@ -54,10 +55,9 @@ def normalize_relations(relations):
                 raise ValueError("relations[%d]: %s is required" % (index, key))
         split_table(rel["child"])
         split_table(rel["parent"])
-        check_column(rel["column"])
-        check_column(rel.get("parent_column") or "id")
-        out.append({"child": str(rel["child"]), "column": str(rel["column"]), "parent": str(rel["parent"]),
-                    "parent_column": str(rel.get("parent_column") or "id")})
+        # columns are kept unquoted ("menuId" -> menuId) for psycopg2.sql.Identifier and the catalog check
+        out.append({"child": str(rel["child"]), "column": check_column(rel["column"]), "parent": str(rel["parent"]),
+                    "parent_column": check_column(rel.get("parent_column") or "id")})
     return out
 
 

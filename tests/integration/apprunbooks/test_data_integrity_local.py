@@ -73,7 +73,7 @@ def test_saved_json_holds_exactly_the_deleted_rows_of_chained_orphans(playbook, 
     rc, changed, out = playbook("data_integrity_remediate", dict(variables, sre_confirm="yes"), check=True)
     flat = " ".join(out.split())
     assert rc == 0 and changed == 0 and not save_dir.exists(), out
-    assert "would stop writes (readonly), save 3 orphan rows" in flat, out
+    assert "Plan (data_integrity remediate):" in flat and "stop writes (readonly), save 3 orphan rows" in flat, out
     assert "(categories.menu_id: 1, items.category_id: 2; rows orphaned by those deletes" in flat, out
     assert {t: rows_of(pg_cluster, app_db, t) for t in before} == before
 
