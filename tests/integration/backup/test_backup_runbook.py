@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,14 @@ def test_remediate_takes_verifies_places_and_rotates(backup_env, corpus):
     assert rc == 0 and changed == 0, out
     assert "more than max_age" in out and "Valid: False" in out
 
-    rc, changed, out = run("backup_remediate", {"backup_keep_last": 2})
+    before = sorted(p.name for p in backups.iterdir())
+    rc, changed, out = run("backup_remediate", {"backup_keep_last": 2})  # not confirmed: the plan only
+    assert rc == 0 and changed == 0, out
+    assert "Plan (backup remediate):" in out and "take a backup of corpus_src" in out, out
+    assert "delete 2 old backup(s)" in out and "Not confirmed" in out, out
+    assert sorted(p.name for p in backups.iterdir()) == before
+
+    rc, changed, out = run("backup_remediate", {"backup_keep_last": 2, "sre_confirm": "yes"})
     assert rc == 0 and changed > 0, out
     dumps = sorted(p.name for p in backups.glob("*.dump"))
     assert len(dumps) == 2 and not list(backups.glob(".*partial")), dumps
@@ -66,7 +74,7 @@ def test_remediate_takes_verifies_places_and_rotates(backup_env, corpus):
     assert name == new.name and digest == hashlib.sha256(new.read_bytes()).hexdigest()
     assert oct(new.stat().st_mode & 0o777) == "0o640"
 
-    rc, changed, out = run("backup_remediate", {"backup_keep_last": 2})
+    rc, changed, out = run("backup_remediate", {"backup_keep_last": 2, "sre_confirm": "yes"})
     assert rc == 0 and changed == 0, out  # fresh and valid: nothing to do
 
     rc, changed, out = run("backup_diagnose")
@@ -82,6 +90,31 @@ def test_remediate_refuses_a_dump_that_does_not_verify(backup_env, tmp_path):
         "while [ $# -gt 0 ]; do if [ \"$1\" = -f ]; then out=$2; shift 2; else args+=(\"$1\"); shift; fi; done\n"
         "%s \"${args[@]}\" | head -c 20000 > \"$out\"\n" % real)
     fake.chmod(0o755)
-    rc, changed, out = run("backup_remediate", {"backup_pg_dump": str(fake)})
+    rc, changed, out = run("backup_remediate", {"backup_pg_dump": str(fake), "sre_confirm": "yes"})
     assert rc != 0 and "No backup was renamed into place" in out, out
     assert list(backups.iterdir()) == []
+
+
+def test_remediate_from_a_dsn_gives_the_password_through_a_passfile(backup_env, pg_cluster, source_db, tmp_path):
+    """Only a DATABASE_URL (percent-encoded user and password): pg_dump gets the password from a private passfile
+    (never argv, never PGPASSWORD), the passfile is gone afterwards."""
+    backups, run = backup_env
+    spy = tmp_path / "pg_dump_spy"
+    real = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_dump"))[-1]
+    spy.write_text(  # records its argv, environment and passfile mode, then runs the real pg_dump
+        "#!/bin/bash\nprintf '%%s\\n' \"$@\" > %(d)s/argv\nenv > %(d)s/env\n"
+        "stat -c %%a \"$PGPASSFILE\" > %(d)s/mode\nexec %(real)s \"$@\"\n" % {"d": tmp_path, "real": real})
+    spy.chmod(0o755)
+    dsn = "postgresql://%s:%s@%s:%d/%s" % (pg_cluster.user, quote(pg_cluster.password, safe=""), pg_cluster.host,
+                                          pg_cluster.port, source_db)
+    rc, changed, out = run("backup_remediate", {"sre_db_dsn": dsn, "sre_db_host": "", "sre_db_port": 5432,
+                                                "sre_db_user": "", "sre_db_password": "", "sre_db_name": "",
+                                                "backup_pg_dump": str(spy), "sre_confirm": "yes"})
+    assert rc == 0 and changed > 0, out
+    assert len(list(backups.glob("%s-*.dump" % source_db))) == 1, list(backups.iterdir())
+    argv, env = (tmp_path / "argv").read_text(), (tmp_path / "env").read_text()
+    assert pg_cluster.password not in argv and dsn not in argv and pg_cluster.password not in env
+    assert "PGPASSWORD" not in env and "PGDATABASE=%s" % source_db in env
+    assert (tmp_path / "mode").read_text().strip() == "600"
+    passfile = [line.split("=", 1)[1] for line in env.splitlines() if line.startswith("PGPASSFILE=")][0]
+    assert not Path(passfile).exists()
