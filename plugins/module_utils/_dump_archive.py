@@ -259,5 +259,3 @@ def _read_chunks(stream, compression, what, is_copy):
 def copy_terminated(last):
     """pg_dump ends the COPY data of every table with a '\\.' line (then blank lines)."""
     return COPY_END_RE.search(last) is not None
-
-

@@ -163,5 +163,3 @@ class PlainScanner:
             if not TRAILER_LINE_RE.match(line):
                 raise DumpError("footer_missing", "SQL follows the '-- PostgreSQL database dump complete' footer "
                                 "(%r)" % _short(line))
-
-

@@ -81,5 +81,3 @@ def read_checksum(value, backup_path):
     if first is None:
         raise ValueError("no sha256 value found in %s" % text)
     return first, text
-
-

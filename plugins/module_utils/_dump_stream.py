@@ -337,4 +337,3 @@ class ByteStream:
         flag = self.byte(what)
         raw = self.exact(self.off_size, what)
         return flag, int.from_bytes(raw, "little")
-

@@ -534,5 +534,3 @@ def _human_age(seconds):
     if seconds >= 60:
         return "%.1fm" % (seconds / 60)
     return "%.0fs" % seconds
-
-

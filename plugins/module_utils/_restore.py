@@ -239,13 +239,12 @@ def run_plan(plan, path, env):
         dec_rc = dec.wait() if dec is not None else 0
         err = (err or b"").decode("utf-8", "replace")
         if proc.returncode != 0:
-            raise RestoreError("the restore (%s) %s: %s" % (plan_summary(plan), _exit_text(proc.returncode),
-                                                           _tail(err) or "no error output"))
+            why = _tail(err) or "no error output"
+            raise RestoreError("the restore (%s) %s: %s" % (plan_summary(plan), _exit_text(proc.returncode), why))
         if dec_rc != 0:
             dec_err.seek(0)
-            raise RestoreError("decompressing the dump (%s) %s: %s" % (plan["decompress"], _exit_text(dec_rc),
-                                                                       _tail(dec_err.read().decode("utf-8", "replace"))
-                                                                       or "no error output"))
+            why = _tail(dec_err.read().decode("utf-8", "replace")) or "no error output"
+            raise RestoreError("decompressing the dump (%s) %s: %s" % (plan["decompress"], _exit_text(dec_rc), why))
         if feeder_error:
             raise RestoreError("decompressing the dump: %s" % feeder_error[0])
     except OSError as exc:

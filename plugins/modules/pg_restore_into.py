@@ -17,7 +17,7 @@ description:
   - Restores a C(pg_dump) backup (plain SQL, custom, directory or tar; a file may be gzip, bzip2 or xz
     compressed) into the database O(db), which must be new or empty, then counts its tables and rows and
     lists the tables of the dump that are missing from it.
-  - The tool follows from the format and the compression, detected from the content, never from the name:
+  - The tool follows from the format and the compression, detected from the content, never from the name;
     C(psql -v ON_ERROR_STOP=1 --single-transaction) for plain SQL, C(pg_restore --exit-on-error) for the
     archive formats, with C(-j) O(jobs) where pg_restore can run in parallel (an uncompressed custom file, a
     directory). A compressed file is decompressed by C(gzip), C(bzip2) or C(xz -dc) into the tool's standard
