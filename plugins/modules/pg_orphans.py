@@ -150,7 +150,8 @@ passes:
   returned: always
   type: int
 findings:
-  description: One finding per relation with orphans.
+  description:
+    - One finding per relation with orphans; C(unreachable) (or C(saturated)) when the server cannot be reached.
   returned: always
   type: list
   elements: dict
