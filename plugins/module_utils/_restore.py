@@ -250,6 +250,9 @@ def run_plan(plan, path, env):
     except OSError as exc:
         raise RestoreError("cannot run %s: %s" % (exc.filename or plan["argv"][0], exc.strerror or exc))
     finally:
+        if dec is not None and dec.poll() is None:  # the tool could not start: do not leave the decompressor behind
+            dec.kill()
+            dec.wait()
         if dec_err is not None:
             dec_err.close()
 

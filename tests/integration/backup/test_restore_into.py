@@ -138,6 +138,8 @@ def test_into_an_empty_existing_database_and_never_a_full_one(pg_cluster, dumps)
     ("missing_file", "the dump does not exist"),
     ("corrupt", "custom_bitflip"),
     ("not_a_dump", "unknown_format"),
+    ("truncated_gz", "truncated"),
+    ("truncated_gz_tables_given", "exited with"),
     ("wrong_password", "password authentication failed"),
     ("unreachable", "cannot connect to the server"),
     ("no_create", "does not exist (create is false)"),
@@ -154,6 +156,10 @@ def test_bad_input_gives_one_clear_message(pg_cluster, corpus, dumps, case, need
         needle = "pg_restore"
     elif case == "not_a_dump":
         args["path"] = corpus["random.bin"][0]
+    elif case.startswith("truncated_gz"):
+        args["path"] = corpus["gz_truncated.sql.gz"][0]
+        if case.endswith("tables_given"):  # no full read first: psql or gzip -dc fails, both are checked
+            args["tables"] = sorted(SOURCE_TABLES)
     elif case == "wrong_password":
         args["login_password"] = "not-the-password"
     elif case == "unreachable":
