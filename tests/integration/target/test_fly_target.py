@@ -166,6 +166,10 @@ def fly_state(tmp_path):
     return json.loads((tmp_path / "fly" / "state.json").read_text())
 
 
+def machines(state):
+    return [(m["id"], m["state"], m["image_ref"]) for m in state["apps"][APP]["machines"]]
+
+
 @pytest.mark.parametrize("answer", [None, "no"])
 def test_unconfirmed_changing_playbooks_show_the_plan_and_change_nothing(fly_run, tmp_path, answer):
     """app_down remediate (a crashed app), deploy.yml and deploy_failure rollback with sre_confirm unset or no:
@@ -191,7 +195,6 @@ def test_unconfirmed_changing_playbooks_show_the_plan_and_change_nothing(fly_run
     assert "restart fly %s" % APP in " ".join(runs["app_down"][2].split())
     assert "deploy %s to fly %s" % (GOOD, APP) in " ".join(runs["deploy"][2].split())
     after = fly_state(tmp_path)
-    machines = lambda state: [(m["id"], m["state"], m["image_ref"]) for m in state["apps"][APP]["machines"]]  # noqa: E731
     assert machines(after) == machines(before)
     assert len(after["apps"][APP]["releases"]) == len(before["apps"][APP]["releases"])
     assert not (tmp_path / "state" / "releases").exists()  # deploy recorded nothing
