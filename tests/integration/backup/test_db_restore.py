@@ -199,10 +199,11 @@ def test_restore_swap_back_and_retention(pg_cluster, app, backup_dir, live, tmp_
 def test_check_mode_and_no_confirmation_change_nothing(pg_cluster, app, backup_dir, live, tmp_path):
     base = {"db_restore_backup_dir": str(backup_dir)}
     rc, out = run_playbook("db_restore", pg_cluster, app, base, check=True, tmp_path=tmp_path)
-    assert rc == 0 and "CHECK MODE: nothing will be done" in out and "1. stop writes" in out, out
+    assert rc == 0 and "Plan (db_restore restore):" in out and "1. stop writes" in out, out
+    assert "Check mode: nothing is changed" in out, out
     assert_untouched(pg_cluster, app, live)
     rc, out = run_playbook("db_restore", pg_cluster, app, dict(base, sre_confirm="no"), tmp_path=tmp_path)
-    assert rc == 0 and "NOT CONFIRMED" in out, out
+    assert rc == 0 and "Not confirmed: nothing is changed" in out, out
     assert_untouched(pg_cluster, app, live)
 
 
