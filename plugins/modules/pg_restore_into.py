@@ -190,7 +190,13 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.sre.runbooks.plugins.module_utils._dump_verify import FORMATS, Verifier
-from ansible_collections.sre.runbooks.plugins.module_utils._postgres import PgConnectError, connect, postgres_argument_spec, scrub
+from ansible_collections.sre.runbooks.plugins.module_utils._postgres import (
+    PgConnectError,
+    connect,
+    postgres_argument_spec,
+    scrub,
+    secrets_of,
+)
 from ansible_collections.sre.runbooks.plugins.module_utils._restore import (
     APP_NAME,
     HAS_PSYCOPG2,
@@ -241,8 +247,7 @@ class Job:
         self.what = "Restoring %s into %s" % (self.p["path"], self.p["db"])
 
     def fail(self, message):
-        secrets = [self.p.get("login_password")]
-        self.result["msg"] = scrub("%s: %s" % (self.what, message), secrets)
+        self.result["msg"] = scrub("%s: %s" % (self.what, message), secrets_of(self.p))
         self.module.fail_json(**self.result)
 
     def read_dump(self):

@@ -203,3 +203,15 @@ def test_password_only_in_a_private_pgpass_file(pg_cluster, dumps, tmp_path):
     finally:
         drop(pg_cluster, target)
         shutil.rmtree(spy, ignore_errors=True)
+
+
+def test_login_by_dsn_only(pg_cluster, dumps):
+    """The password of a DSN goes the same way as login_password (pgpass file), the DSN's other parts to -d."""
+    target = "restore_dsn"
+    drop(pg_cluster, target)
+    try:
+        res = run("pg_restore_into", dict(path=dumps["plain_multimember.sql.gz"], db=target, dsn=pg_cluster.dsn()))
+        assert res.get("failed") is not True, res["msg"]
+        assert (res["tables"], res["rows"]) == (4, ROWS) and pg_cluster.password not in res["raw"]
+    finally:
+        drop(pg_cluster, target)
