@@ -123,3 +123,19 @@ def test_bad_input_is_one_clear_error(spec, message):
         pg_login(spec)
     assert message in str(err.value)
     assert "hunter2" not in str(err.value)
+
+
+ROLES = ("slow_queries", "db_connections", "login", "data_integrity", "backup", "db_restore")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_roles_log_in_and_confirm_one_way(role):
+    """No role parses a DSN or a confirmation itself: the login comes from pg_login, the answer from the guard."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2] / "roles" / role
+    texts = {p: p.read_text() for p in root.rglob("*.yml")}
+    for path, text in texts.items():
+        assert "urlsplit" not in text, path
+        assert "in ['yes', 'true'" not in text and "_confirm | bool" not in text, path
+    assert any("sre.runbooks.pg_login" in t for t in texts.values())
+    assert any("name: sre.runbooks.confirm" in t for t in texts.values())
