@@ -47,7 +47,7 @@ def swap_step(tmp_path, collections_path):
 
     def go(swap_file, mb=8, apply=True, check=False):
         return run(tmp_path, book, {"high_resource_swap_file": str(swap_file), "high_resource_swap_mb": mb,
-                                    "sre_confirmed": apply}, check=check)
+                                    "confirm_granted": apply}, check=check)
 
     return go
 
