@@ -8,15 +8,14 @@ uses tmpfs (/dev/shm), where the kernel refuses swap files."""
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from playbook_runner import run_playbook
 
 REPO = Path(__file__).resolve().parents[3]
 FLYCTL = REPO / "lab" / "fake-flyctl" / "flyctl"
@@ -24,17 +23,9 @@ LABEL = "sre-runbooks"
 
 
 def run(tmp_path, playbook, variables, check=False, env=None):
-    varfile = tmp_path / "vars.json"
-    varfile.write_text(json.dumps(dict(variables, ansible_python_interpreter=sys.executable)))
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-           "-e", "target=localhost", "-e", "@%s" % varfile, str(playbook), "-v"] + (["--check"] if check else [])
-    run_env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"),
-                   FAKE_FLY_STATE=str(tmp_path / "fly" / "state.json"))
-    run_env.update(env or {})
-    proc = subprocess.run(cmd, cwd=str(REPO), env=run_env, capture_output=True, text=True, timeout=300, check=False)
-    out = proc.stdout + proc.stderr
-    recap = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", out)
-    return proc.returncode, int(recap.group(1)) if recap else None, " ".join(out.split())
+    r = run_playbook(playbook, tmp_path=tmp_path, target="localhost", extra_vars=variables, check=check, verbosity=1,
+                     env=dict({"FAKE_FLY_STATE": str(tmp_path / "fly" / "state.json")}, **(env or {})))
+    return r.rc, r.changed(), " ".join(r.output.split())
 
 
 @pytest.fixture
