@@ -7,15 +7,13 @@ appears in the output at -vvvv, nor in the incident record; a second run changes
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from playbook_runner import run_playbook
 
 TRICKY = {
     "SRE_T_SPACE": "two words and  two spaces",
@@ -35,17 +33,8 @@ EXISTING = "# app settings\nPORT=3000\nexport APP_NAME='saas resto'\nSRE_T_SPACE
 
 
 def run(tmp_path, name, variables, check=False, verbosity=4):
-    varfile = tmp_path / "vars.json"
-    varfile.write_text(json.dumps(dict(variables, ansible_python_interpreter=sys.executable)))
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-           "-e", "target=localhost", "-e", "@%s" % varfile, "playbooks/%s.yml" % name, "-" + "v" * verbosity]
-    cmd += ["--check"] if check else []
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"))
-    proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=300, check=False)
-    varfile.unlink()
-    out = proc.stdout + proc.stderr
-    recap = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", out)
-    return proc.returncode, int(recap.group(1)) if recap else None, out
+    r = run_playbook(name, tmp_path=tmp_path, target="localhost", extra_vars=variables, check=check, verbosity=verbosity)
+    return r.rc, r.changed(), r.output
 
 
 def read_with_sh(path):
