@@ -4,19 +4,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 import time
 from urllib.parse import quote
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from playbook_runner import run_playbook
 
 
 @pytest.fixture
@@ -29,19 +25,12 @@ def backup_env(pg_cluster, source_db, tmp_path, collections_path):
             "sre_db_name": source_db, "sre_db_host": pg_cluster.host, "sre_db_port": pg_cluster.port,
             "sre_db_user": pg_cluster.user, "sre_db_password": pg_cluster.password, "sre_backup_dir": str(backups),
             "sre_backup_pattern": "*.dump", "backup_pg_dump": str(pg_cluster.bindir / "pg_dump"),
-            "ansible_python_interpreter": sys.executable,
         }
         variables.update(extra or {})
-        varfile = tmp_path / "vars.json"
-        varfile.write_text(json.dumps(variables))
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", "target=localhost",
-               "-e", "@%s" % varfile, "playbooks/%s.yml" % name] + (["--check"] if check else [])
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"))
-        proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=300, check=False)
-        out = proc.stdout + proc.stderr
-        assert pg_cluster.password not in out
-        recap = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)", out)
-        return proc.returncode, int(recap.group(2)) if recap else None, out
+        r = run_playbook(name, tmp_path=tmp_path, target="localhost", extra_vars=variables, check=check,
+                         secrets=[pg_cluster.password])
+        assert pg_cluster.password not in r.output
+        return r.rc, r.changed(), r.output
 
     return backups, run
 
