@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import urllib.request
-from pathlib import Path
 
 import psycopg2
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from playbook_runner import run_playbook as _run_playbook
 H = {}
 
 
@@ -143,20 +139,12 @@ def run_playbook(name, cluster, app, extra=None, check=False, tmp_path=None):
         "db_restore_pg_restore": str(cluster.bindir / "pg_restore"), "db_restore_psql": str(cluster.bindir / "psql"),
         "db_restore_manage_app": False, "db_restore_health_url": app.url(), "db_restore_health_retries": 2,
         "db_restore_health_delay": 0, "db_restore_smoke_queries": ["SELECT count(*) > 0 FROM public.customers"],
-        "ansible_python_interpreter": sys.executable,
     }
     variables.update(extra or {})
-    varfile = tmp_path / "vars.json"
-    varfile.write_text(json.dumps(variables))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"), ANSIBLE_FORCE_COLOR="0")
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", "target=localhost",
-           "-e", "@%s" % varfile, "playbooks/%s.yml" % name]
-    if check:
-        cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=300, check=False)
-    out = proc.stdout + proc.stderr
-    assert cluster.password not in out
-    return proc.returncode, out
+    r = _run_playbook(name, tmp_path=tmp_path, target="localhost", extra_vars=variables, check=check,
+                      secrets=[cluster.password])
+    assert cluster.password not in r.output
+    return r.rc, r.output
 
 
 def assert_untouched(cluster, app, live):
