@@ -69,7 +69,7 @@ def sql_identifier(name, parts=1, what="identifier", quote=True):
             return ".".join(split_identifier(name, int(parts)))
         return quote_identifier(name, int(parts))
     except (IdentifierError, TypeError, ValueError) as exc:
-        raise AnsibleFilterError("%s: %s" % (what, exc))
+        raise AnsibleFilterError("%s: %s; it must be a plain identifier or a double-quoted name (\"menuId\")" % (what, exc))
 
 
 class FilterModule(object):
