@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from playbook_runner import run_playbook
 
 REPO = Path(__file__).resolve().parents[3]
 FLYCTL = REPO / "lab" / "fake-flyctl" / "flyctl"
@@ -54,23 +54,15 @@ def fly_run(tmp_path, collections_path):
         merged = {"sre_target_kind": "fly", "sre_app_name": APP, "sre_fly_app": APP, "sre_flyctl": str(FLYCTL),
                   "sre_proxy_kind": "none", "sre_fly_api_token": token, "sre_confirm": "yes",
                   "target_state_dir": str(tmp_path / "state"), "target_health_retries": 1,
-                  "target_health_delay": 0, "ansible_python_interpreter": sys.executable}
+                  "target_health_delay": 0}
         merged.update(variables or {})
-        varfile = tmp_path / "vars.json"
-        varfile.write_text(json.dumps(merged))
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-               "-e", "target=localhost", "-e", "@%s" % varfile, str(playbook), "-" + "v" * verbosity]
-        cmd += ["--check"] if check else []
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", SRE_INCIDENT_DIR=str(tmp_path / "incidents"),
-                   FAKE_FLY_STATE=str(tmp_path / "fly" / "state.json"), TMPDIR=str(tmpdir),
-                   FAKE_FLY_REQUIRE_TOKEN_SHA256=hashlib.sha256(require.encode()).hexdigest())
-        for key in ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN", "FLY_CONFIG_DIR", "FAKE_FLY_FAULT"):
-            env.pop(key, None)
-        proc = subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=600, check=False)
-        varfile.unlink()
-        out = proc.stdout + proc.stderr
-        recap = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", out)
-        return proc.returncode, int(recap.group(1)) if recap else None, out
+        r = run_playbook(playbook, tmp_path=tmp_path, target="localhost", extra_vars=merged, verbosity=verbosity,
+                         check=check, timeout=600,
+                         env={"FAKE_FLY_STATE": str(tmp_path / "fly" / "state.json"), "TMPDIR": str(tmpdir),
+                              "FAKE_FLY_REQUIRE_TOKEN_SHA256": hashlib.sha256(require.encode()).hexdigest(),
+                              "FLY_API_TOKEN": None, "FLY_ACCESS_TOKEN": None, "FLY_CONFIG_DIR": None,
+                              "FAKE_FLY_FAULT": None})
+        return r.rc, r.changed(), r.output
 
     return run
 
