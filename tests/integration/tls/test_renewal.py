@@ -13,14 +13,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, ensure_collection_link, free_port, run_module
+from conftest import free_port, run_module
+from playbook_runner import run_playbook
 from tls_support import Pki, write_chain
 
 pytestmark = pytest.mark.slow
@@ -113,7 +113,6 @@ def _served_not_after(port):
 
 
 def _remediate(acme, port, nginx_args, confirm=True):
-    ensure_collection_link()
     extra = {
         "tls_cert_endpoints": [{"host": "127.0.0.1", "port": port, "server_name": NAME}],
         "tls_cert_paths": [], "tls_cert_proxy_kind": "nginx", "tls_cert_renew_days": 100000,
@@ -121,14 +120,10 @@ def _remediate(acme, port, nginx_args, confirm=True):
         "tls_cert_certbot_extra_args": ["--force-renewal", "--no-random-sleep-on-renew"] + acme["certbot_dirs"],
         "tls_cert_nginx_args": nginx_args, "tls_cert_nginx_reload": "signal",
         "tls_cert_recheck_retries": 3, "tls_cert_recheck_delay": 1,
-        "sre_confirm": confirm, "ansible_python_interpreter": sys.executable,
+        "sre_confirm": confirm,
     }
-    env = dict(acme["env"], SRE_INCIDENT_DIR=str(acme["base"] / "incidents"), ANSIBLE_NOCOLOR="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-         "playbooks/tls_cert_remediate.yml", "-e", "target=localhost", "-e", json.dumps(extra)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return run_playbook("tls_cert_remediate", tmp_path=acme["base"], target="localhost", extra_vars=extra,
+                        env={"REQUESTS_CA_BUNDLE": acme["env"]["REQUESTS_CA_BUNDLE"]}, venv_on_path=True)
 
 
 def test_unconfirmed_changes_nothing(acme):
