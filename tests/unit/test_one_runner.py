@@ -29,7 +29,6 @@ RUNNER = "tests/playbook_runner.py"
 # command. Remove a file from this list when it is converted (test_allow_list_only_shrinks fails while a
 # converted file is still listed); the list is empty when issue 10 item 7 is done.
 NOT_YET_CONVERTED = {
-    "tests/integration/tls/test_renewal_caddy.py",
 }
 
 _EXECUTABLE = re.compile(r"^(\S*/)?ansible-playbook$")

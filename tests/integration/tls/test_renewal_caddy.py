@@ -16,7 +16,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, ensure_collection_link, free_port, run_module
+from conftest import free_port, run_module
+from playbook_runner import run_playbook
 from tls_support import Pki, write_chain
 
 NAME = "caddy.example.test"
@@ -105,22 +105,16 @@ def caddy_site():
 
 
 def _remediate(site, check=False):
-    ensure_collection_link()
     extra = {
         "tls_cert_endpoints": [{"host": "127.0.0.1", "port": site["https"], "server_name": NAME}],
         "tls_cert_ca_cert": site["ca"], "tls_cert_proxy_kind": "caddy", "tls_cert_caddy_reload": "command",
         "tls_cert_caddy_config": str(site["config"]),
         "tls_cert_caddy_args": ["--address", "127.0.0.1:%d" % site["admin"]],
         "tls_cert_recheck_retries": 10, "tls_cert_recheck_delay": 1,
-        "sre_confirm": "yes", "ansible_python_interpreter": sys.executable,
+        "sre_confirm": "yes",
     }
-    env = dict(os.environ, SRE_INCIDENT_DIR=str(site["base"] / "incidents"), ANSIBLE_NOCOLOR="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-            "playbooks/tls_cert_remediate.yml", "-e", "target=localhost", "-e", json.dumps(extra)]
-    if check:
-        argv.append("--check")
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return run_playbook("tls_cert_remediate", tmp_path=site["base"], target="localhost", extra_vars=extra,
+                        check=check, venv_on_path=True)
 
 
 def test_caddy_renews_on_reload_and_serves_a_later_certificate(caddy_site):
