@@ -25,12 +25,6 @@ import playbook_runner
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = "tests/playbook_runner.py"
 
-# Files not converted to playbook_runner.run_playbook yet: each still builds its own ansible-playbook
-# command. Remove a file from this list when it is converted (test_allow_list_only_shrinks fails while a
-# converted file is still listed); the list is empty when issue 10 item 7 is done.
-NOT_YET_CONVERTED = {
-}
-
 _EXECUTABLE = re.compile(r"^(\S*/)?ansible-playbook$")
 _COMMAND_LINE = re.compile(r"^\s*(\S*/)?ansible-playbook(\s|$)")
 _PROCESS_MODULES = {"subprocess", "pexpect", "pty"}
@@ -96,8 +90,7 @@ def _offenders():
 
 
 def test_only_the_runner_starts_ansible_playbook():
-    offenders = {path: lines for path, lines in _offenders().items()
-                 if path != RUNNER and path not in NOT_YET_CONVERTED}
+    offenders = {path: lines for path, lines in _offenders().items() if path != RUNNER}
     assert not offenders, (
         "these test files start ansible-playbook themselves (file: lines); call "
         "playbook_runner.run_playbook instead (see tests/playbook_runner.py):\n  "
@@ -107,13 +100,6 @@ def test_only_the_runner_starts_ansible_playbook():
 def test_the_scan_sees_the_runner():
     """The scan is not blind: it finds the one place that does start ansible-playbook."""
     assert RUNNER in _offenders()
-
-
-def test_allow_list_only_shrinks():
-    offenders = _offenders()
-    stale = sorted(path for path in NOT_YET_CONVERTED if path not in offenders)
-    assert not stale, ("no longer start ansible-playbook themselves (converted, moved or deleted): "
-                       "remove them from NOT_YET_CONVERTED in tests/unit/test_one_runner.py: %s" % stale)
 
 
 @pytest.mark.parametrize("source, expected", [
