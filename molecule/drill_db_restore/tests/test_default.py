@@ -83,7 +83,7 @@ def test_incident_records():
     assert actions == [
         "sre.runbooks.target : Stop the unit",
         "sre.runbooks.db_restore : Create the database the backup is restored into",
-        "sre.runbooks.db_restore : Restore the archive with pg_restore",
+        "sre.runbooks.db_restore : Restore the archive with pg_restore (psql for a plain dump) into the new database",
         "sre.runbooks.db_restore : Swap in one transaction (close the live database, end its sessions, keep it aside,"
         " put the restored one in place)",
         "sre.runbooks.target : Start the unit",
