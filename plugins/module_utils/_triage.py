@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
 import time
 
 from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgJob
@@ -140,6 +141,38 @@ def build_chains(rows, lock_modes=None):
 
 
 TERMINATE_KINDS = ["idle", "idle_in_transaction", "long_running", "blockers"]
+
+# Sessions never ended nor cancelled (pg_triage and pg_slow_queries): backups, migrations, replication clients,
+# told by their application_name or by their query (fnmatch patterns, case-insensitive). The modules' options
+# protected_applications and protected_queries default to these.
+PROTECTED_APPLICATIONS = [
+    "pg_dump*", "pg_dumpall*", "pg_restore*", "pg_basebackup*", "pgbackrest*", "barman*", "wal-g*", "pg_probackup*",
+    "*migrat*", "alembic*", "flyway*", "liquibase*", "sqitch*", "dbmate*", "goose*",
+    "*walsender*", "walreceiver*", "pg_receivewal*", "pg_recvlogical*", "*replication*",
+]
+PROTECTED_QUERIES = [
+    "*_prisma_migrations*", "*knex_migrations*", "*alembic_version*", "*flyway_schema_history*",
+    "*schema_migrations*", "*databasechangelog*", "*django_migrations*", "*sequelizemeta*", "*goose_db_version*",
+    "*pg_advisory_lock(72707369)*", "*pg_backup_start*", "*pg_start_backup*", "*base_backup*",
+    "*start_replication*", "copy * to stdout*",
+]
+
+
+def protected_reason(application, query, application_patterns, query_patterns):
+    """Why a session must never be ended ("application_name 'pg_dump' matches 'pg_dump*'"), None when it may be."""
+    app = (application or "").lower()
+    if app:
+        for pattern in application_patterns or ():
+            if fnmatch.fnmatchcase(app, str(pattern).lower()):
+                return "application_name %r matches %r" % (application, pattern)
+    text = " ".join((query or "").lower().split())
+    if text:
+        for pattern in query_patterns or ():
+            if fnmatch.fnmatchcase(text, str(pattern).lower()):
+                return "query matches %r" % (pattern,)
+    return None
+
+
 APPLICATION_NAME = "sre.runbooks pg_triage"
 HIDDEN_KEY = "unknown (insufficient privilege)"
 
@@ -168,15 +201,27 @@ SELECT a.pid, a.usename, a.datname, a.application_name,
        pg_blocking_pids(a.pid),
        COALESCE(r.rolsuper, false),
        w.modes,
-       a.datid, a.usesysid
+       a.datid, a.usesysid,
+       a.backend_start, a.query_start
 FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid LEFT JOIN w ON w.pid = a.pid
 ORDER BY a.pid"""
 
 ACTIVITY_COLUMNS = ("pid", "user", "database", "application", "client", "state", "backend_type", "state_s", "xact_s",
                     "query_s", "wait_event_type", "wait_event", "query", "blocking_pids", "superuser", "waiting_modes",
-                    "datid", "usesysid")
+                    "datid", "usesysid", "backend_start", "query_start")
 SESSION_KEYS = ("pid", "user", "database", "application", "client", "state", "duration_s", "xact_duration_s",
                 "wait_event", "query")
+PLAN_KEYS = ("pid", "kind", "user", "database", "application", "state", "duration_s")
+
+# A session is signalled only while it is still the one that was seen: same pid AND same backend_start (a pid
+# reused by a new connection has another), and for a cancel the same query_start too (the same query).
+TERMINATE_SQL = """SELECT a.pid, pg_terminate_backend(a.pid) FROM pg_stat_activity a
+WHERE (a.pid, a.backend_start) IN (SELECT * FROM unnest(%s::int[], %s::timestamptz[]))
+ORDER BY a.pid"""
+CANCEL_SQL = """SELECT a.pid, pg_cancel_backend(a.pid) FROM pg_stat_activity a
+WHERE (a.pid, a.backend_start, a.query_start) IN (SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]))
+  AND a.state = 'active'
+ORDER BY a.pid"""
 
 
 def empty_result():
@@ -222,9 +267,11 @@ def classify(rows, own_pid, limits):
     by_pid = dict((row["pid"], row) for row in rows)
     chains = build_chains([(r["pid"], r["blocking_pids"]) for r in rows if r["pid"] != own_pid],
                           dict((r["pid"], r["waiting_modes"]) for r in rows))
-    blocking = [c for c in chains
-                if any((by_pid.get(p, {}).get("query_s") or 0) > limits["blocked_after"] for p in c["blocked_pids"])]
-    return sessions, blocking
+    # every chain is listed, however short the wait: blocked_after decides the severity of its finding (and
+    # which roots terminate=blockers may end), wait_s is the longest wait of its blocked sessions
+    for chain in chains:
+        chain["wait_s"] = _round(max([by_pid.get(p, {}).get("query_s") or 0 for p in chain["blocked_pids"]] or [0]))
+    return sessions, chains
 
 
 class Triage(PgJob):
@@ -238,6 +285,7 @@ class Triage(PgJob):
         self.own_pid = None
         self.rows = {}
         self.targets_rows = dict(idle=[], idle_in_transaction=[], long_running=[])
+        self.protected = {}  # pid -> (row, reason): sessions chosen but never ended (backups, migrations...)
 
     def activity(self):
         rows = [dict(zip(ACTIVITY_COLUMNS, row)) for row in self.sql(ACTIVITY_SQL)]
@@ -292,10 +340,12 @@ class Triage(PgJob):
                 % (len(sessions["long_running"]), _fmt(lim["long_query_after"]), _pids(sessions["long_running"])))
         kinds = dict((r["pid"], r["kind"]) for r in rows)
         for chain in blocking:
-            add("warning", "blocking", "pid %d%s blocks %d sessions (%s), %d deep"
+            add("warning" if chain["wait_s"] > lim["blocked_after"] else "info", "blocking",
+                "pid %d%s blocks %d sessions (%s), %d deep, waiting up to %ss"
                 % (chain["root_pid"], " (a session the login may not inspect nor end)"
                    if kinds.get(chain["root_pid"]) == HIDDEN else "",
-                   len(chain["blocked_pids"]), ", ".join(str(p) for p in chain["blocked_pids"]), chain["depth"]))
+                   len(chain["blocked_pids"]), ", ".join(str(p) for p in chain["blocked_pids"]), chain["depth"],
+                   _fmt(chain["wait_s"])))
         res["prepared_transactions"] = prepared or []
         old = [p for p in res["prepared_transactions"] if float(p["age_s"]) > lim["idle_in_transaction_after"]]
         for item in res["prepared_transactions"]:
@@ -312,20 +362,23 @@ class Triage(PgJob):
             add("warning", "limited_visibility", _hidden_message(hidden, login))
 
     def _wanted(self, sessions, blocking):
-        """{pid: row} of the sessions to end, in the targeted kinds, after the filters."""
+        """{pid: row} of the sessions to end, in the targeted kinds, after the filters (row["plan_kind"] says why)."""
         kinds = self.params["terminate"]
         picked = {}
         for kind in ("idle", "idle_in_transaction", "long_running"):
             if kind in kinds:
                 for row in sessions[kind]:
-                    picked[row["pid"]] = row
+                    picked[row["pid"]] = dict(row, plan_kind=kind)
         if "blockers" in kinds:
             for chain in blocking:
+                if chain["wait_s"] <= self.limits["blocked_after"]:
+                    continue  # a short wait is listed, its root is not ended
                 row = self.rows.get(chain["root_pid"])
-                if row:
-                    picked[row["pid"]] = row
+                if row and row["pid"] not in picked:
+                    picked[row["pid"]] = dict(row, plan_kind="blocker")
         p = self.params
         out = {}
+        self.protected = {}
         for pid, row in picked.items():
             if pid == self.own_pid or row["kind"] != CLIENT:
                 continue
@@ -337,8 +390,41 @@ class Triage(PgJob):
                 continue
             if p["applications"] and row["application"] not in p["applications"]:
                 continue
+            reason = protected_reason(row["application"], row["query"], p["protected_applications"],
+                                      p["protected_queries"])
+            if reason:
+                self.protected[pid] = (row, reason)
+                continue
             out[pid] = row
         return out
+
+    def _signal(self, rows, cancel=False):
+        """Cancel or terminate the sessions of rows that are still the ones seen; returns the pids signalled."""
+        if not rows:
+            return []
+        if cancel:
+            args = ([r["pid"] for r in rows], [r["backend_start"] for r in rows], [r["query_start"] for r in rows])
+            done = self.sql(CANCEL_SQL, args)
+        else:
+            done = self.sql(TERMINATE_SQL, ([r["pid"] for r in rows], [r["backend_start"] for r in rows]))
+        return sorted(pid for pid, ok in done if ok)
+
+    def _report_plan(self, order):
+        add = self.findings.add
+        if self.protected:
+            spared = [dict(_plan_entry(row), reason=reason) for row, reason in
+                      (self.protected[pid] for pid in sorted(self.protected))]
+            add("info", "protected", "%d sessions spared (backup, migration or replication client): %s"
+                % (len(spared), "; ".join("pid %d (%s, %s)" % (s["pid"], s["application"] or "no application_name",
+                                                                s["reason"]) for s in spared[:10])),
+                sessions=spared)
+        if order:
+            plan = [_plan_entry(row) for row in order]
+            add("info", "terminate_plan", "%d sessions to end: %s%s"
+                % (len(plan), "; ".join("pid %d (%s, %s@%s, %s %ss)" % (
+                    e["pid"], e["application"] or "no application_name", e["user"], e["database"], e["kind"],
+                    _fmt(e["duration_s"] or 0)) for e in plan[:20]), "; ..." if len(plan) > 20 else ""),
+                sessions=plan)
 
     def act(self):
         if not self.params["terminate"]:
@@ -353,13 +439,12 @@ class Triage(PgJob):
             order = order[:limit]
         pids = sorted(r["pid"] for r in order)
         res["would_terminate"] = pids
+        self._report_plan(order)
         if not pids or self.check_mode:
             return
+        seen = dict((r["pid"], r) for r in order)
         if self.params["cancel_first"]:
-            active = [r["pid"] for r in order if r["state"] == "active"]
-            for pid in active:
-                if self.sql("SELECT pg_cancel_backend(%s)", (pid,))[0][0]:
-                    res["cancelled"].append(pid)
+            res["cancelled"] = self._signal([r for r in order if r["state"] == "active"], cancel=True)
             if res["cancelled"]:
                 deadline = time.time() + 2.0
                 while time.time() < deadline:
@@ -371,10 +456,9 @@ class Triage(PgJob):
                 self.rows = dict((r["pid"], r) for r in rows)
                 sessions, blocking = classify(rows, self.own_pid, self.limits)
                 still = self._wanted(sessions, blocking)
-                pids = [pid for pid in pids if pid in still]
-        for pid in pids:
-            if self.sql("SELECT pg_terminate_backend(%s)", (pid,))[0][0]:
-                res["terminated"].append(pid)
+                pids = [pid for pid in pids
+                        if pid in still and still[pid]["backend_start"] == seen[pid]["backend_start"]]
+        res["terminated"] = self._signal([seen[pid] for pid in pids])
         self._wait_gone(res["terminated"])
         if res["terminated"]:
             self.findings.add("info", "terminated", "terminated %d sessions (pids %s)"
@@ -391,6 +475,11 @@ class Triage(PgJob):
 
 def _fmt(seconds):
     return ("%g" % seconds)
+
+
+def _plan_entry(row):
+    entry = dict(_session(row), kind=row.get("plan_kind"))
+    return dict((k, entry[k]) for k in PLAN_KEYS)
 
 
 def _hidden_message(hidden, login):

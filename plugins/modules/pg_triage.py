@@ -19,7 +19,16 @@ description:
     their root blocker, and prepared transactions.
   - With O(terminate) it ends the sessions of the chosen kinds, cancelling their query first when
     O(cancel_first=true). It never touches its own session, any backend that is not a C(client backend)
-    (walsenders, autovacuum, background workers), nor superusers' sessions unless O(include_superusers=true).
+    (walsenders, autovacuum, background workers), nor superusers' sessions unless O(include_superusers=true),
+    nor a session whose C(application_name) matches O(protected_applications) or whose query matches
+    O(protected_queries) (backups, migrations, replication clients); those are listed in the finding
+    C(protected).
+  - A session is ended only while it is still the one that was seen; the C(pg_terminate_backend) statement matches
+    the pid together with its C(backend_start), and the C(pg_cancel_backend) one also the C(query_start), so a pid
+    reused by a new connection in the meantime is never hit. The finding C(terminate_plan) lists each session to
+    end with its application, user, database, kind and duration (in its C(sessions) key too).
+  - Every blocking chain is listed in RV(blocking), however short the wait; O(blocked_after) decides whether its
+    C(blocking) finding is a V(warning) (a session waited longer) or V(info).
   - A login that may not inspect other roles' sessions (no superuser, no C(pg_read_all_stats) nor C(pg_monitor),
     typically the app's own C(DATABASE_URL) login) sees of them only their database, role and application.
     They still take connection slots, so they are counted in RV(connections) (state
@@ -54,7 +63,10 @@ options:
     type: str
     default: 5m
   blocked_after:
-    description: A blocking chain is reported when one of its sessions has waited for a lock for longer than this.
+    description:
+      - A blocking chain is a V(warning) finding when one of its sessions has waited for a lock for longer than
+        this, otherwise an V(info) one; every chain is listed in RV(blocking) either way.
+      - O(terminate=blockers) ends only the roots of chains that waited for longer than this.
     type: str
     default: 1m
   saturation_warning:
@@ -69,7 +81,7 @@ options:
     description:
       - Kinds of sessions to end. The default (none) only reads.
       - V(idle), V(idle_in_transaction) and V(long_running) are the sessions of RV(sessions); V(blockers) are the
-        root pids of RV(blocking).
+        root pids of RV(blocking) whose chain waited for longer than O(blocked_after).
     type: list
     elements: str
     choices: [idle, idle_in_transaction, long_running, blockers]
@@ -103,6 +115,30 @@ options:
     description: Also end superusers' sessions.
     type: bool
     default: false
+  protected_applications:
+    description:
+      - Sessions whose C(application_name) matches one of these shell patterns (case-insensitive) are never ended, such as
+        backups (C(pg_dump), C(pg_basebackup), pgBackRest, Barman, WAL-G), migrations (any name with C(migrat),
+        Alembic, Flyway, Liquibase, Sqitch, dbmate, goose) and replication clients.
+      - V([]) protects no application name.
+    type: list
+    elements: str
+    default: ["pg_dump*", "pg_dumpall*", "pg_restore*", "pg_basebackup*", "pgbackrest*", "barman*", "wal-g*",
+              "pg_probackup*", "*migrat*", "alembic*", "flyway*", "liquibase*", "sqitch*", "dbmate*", "goose*",
+              "*walsender*", "walreceiver*", "pg_receivewal*", "pg_recvlogical*", "*replication*"]
+  protected_queries:
+    description:
+      - Sessions whose query (the running one, or the last one of an idle session; white space collapsed) matches
+        one of these shell patterns (case-insensitive) are never ended, such as the history tables and locks of migration
+        tools (Prisma, Knex, Alembic, Flyway, Rails/golang-migrate, Liquibase, Django, Sequelize, goose), base
+        backups, replication and C(pg_dump)'s C(COPY ... TO stdout).
+      - V([]) protects no query.
+    type: list
+    elements: str
+    default: ["*_prisma_migrations*", "*knex_migrations*", "*alembic_version*", "*flyway_schema_history*",
+              "*schema_migrations*", "*databasechangelog*", "*django_migrations*", "*sequelizemeta*",
+              "*goose_db_version*", "*pg_advisory_lock(72707369)*", "*pg_backup_start*", "*pg_start_backup*",
+              "*base_backup*", "*start_replication*", "copy * to stdout*"]
   fail_on:
     description: Fail the task when the status reaches this level (V(unreachable) counts as critical).
     type: str
@@ -148,7 +184,11 @@ status:
   returned: always
   type: str
 findings:
-  description: What is wrong, as C({severity, code, message}).
+  description:
+    - What is wrong, as C({severity, code, message}).
+    - With O(terminate), the V(info) finding C(terminate_plan) lists the sessions to end and C(protected) the ones
+      spared by O(protected_applications) and O(protected_queries), each also as a C(sessions) list of
+      C({pid, kind, user, database, application, state, duration_s}) (plus C(reason) for the protected ones).
   returned: always
   type: list
   elements: dict
@@ -203,8 +243,9 @@ sessions:
       elements: dict
 blocking:
   description:
-    - Blocking chains as C({root_pid, blocked_pids, depth, lock_modes}); C(depth) is the longest wait path from the
-      root (A blocks B blocks C is 2), C(lock_modes) the modes the blocked sessions wait for.
+    - Every blocking chain, however short the wait, as C({root_pid, blocked_pids, depth, lock_modes, wait_s});
+      C(depth) is the longest wait path from the root (A blocks B blocks C is 2), C(lock_modes) the modes the
+      blocked sessions wait for, C(wait_s) the longest wait of its blocked sessions in seconds.
   returned: always
   type: list
   elements: dict
@@ -251,7 +292,13 @@ error:
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import FAIL_ON_CHOICES, parse_duration
 from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgModule
-from ansible_collections.sre.runbooks.plugins.module_utils._triage import TERMINATE_KINDS, Triage, empty_result
+from ansible_collections.sre.runbooks.plugins.module_utils._triage import (
+    PROTECTED_APPLICATIONS,
+    PROTECTED_QUERIES,
+    TERMINATE_KINDS,
+    Triage,
+    empty_result,
+)
 
 
 def argument_spec():
@@ -270,6 +317,8 @@ def argument_spec():
         users=dict(type="list", elements="str", default=[]),
         applications=dict(type="list", elements="str", default=[]),
         include_superusers=dict(type="bool", default=False),
+        protected_applications=dict(type="list", elements="str", default=list(PROTECTED_APPLICATIONS)),
+        protected_queries=dict(type="list", elements="str", default=list(PROTECTED_QUERIES)),
         fail_on=dict(type="str", choices=FAIL_ON_CHOICES, default="never"),
     )
 
