@@ -17,6 +17,7 @@ import re
 import time
 
 from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgJob
+from ansible_collections.sre.runbooks.plugins.module_utils._triage import protected_reason
 
 try:
     import psycopg2
@@ -81,11 +82,14 @@ def seq_scan_hint(table, statements=()):
     return hint
 
 
-def cancel_targets(rows, cancel_after, include_superusers=False, databases=(), users=(), applications=()):
+def cancel_targets(rows, cancel_after, include_superusers=False, databases=(), users=(), applications=(),
+                   protected_applications=(), protected_queries=(), spared=None):
     """Rows of the active client backends whose query runs for longer than cancel_after seconds.
 
     rows are the module's activity rows (dicts with pid, backend_type, state, duration_s, superuser, database,
-    user, application); the module's own backend is never in them. Longest running first.
+    user, application, query); the module's own backend is never in them. Longest running first. Sessions whose
+    application_name or query matches the protected patterns (backups, migrations, replication clients) are
+    left out, and appended to spared as (row, reason) when it is a list.
     """
     out = []
     for row in rows:
@@ -100,6 +104,12 @@ def cancel_targets(rows, cancel_after, include_superusers=False, databases=(), u
         if users and row.get("user") not in users:
             continue
         if applications and row.get("application") not in applications:
+            continue
+        reason = protected_reason(row.get("application"), row.get("query"), protected_applications,
+                                  protected_queries)
+        if reason:
+            if spared is not None:
+                spared.append((row, reason))
             continue
         out.append(row)
     out.sort(key=lambda r: (-r["duration_s"], r["pid"]))
@@ -134,13 +144,14 @@ ACTIVITY_SQL = """SELECT a.pid AS """ + MARK + """, a.usename, a.datname, a.appl
        a.wait_event_type, a.wait_event,
        CASE WHEN a.state = 'active' THEN a.query END,
        CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END,
-       COALESCE(r.rolsuper, false)
+       COALESCE(r.rolsuper, false),
+       a.backend_start
 FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
 WHERE (a.backend_type = 'client backend' OR (a.backend_type IS NULL AND a.usesysid IS NOT NULL))
   AND a.pid <> pg_backend_pid()"""
 # (other users' sessions show no backend_type nor state to a login without pg_read_all_stats: counted as hidden)
 ACTIVITY_COLUMNS = ("pid", "user", "database", "application", "backend_type", "state", "duration_s", "query_start",
-                    "wait_event_type", "wait_event", "query", "blocked_by", "superuser")
+                    "wait_event_type", "wait_event", "query", "blocked_by", "superuser", "backend_start")
 ACTIVE_KEYS = ("pid", "user", "database", "application", "superuser", "duration_s", "wait_event", "blocked_by",
                "query")
 
@@ -152,15 +163,14 @@ ORDER BY seq_tup_read DESC, schemaname, relname
 LIMIT %(top)s"""
 SEQ_SCAN_COLUMNS = ("schema", "table", "seq_scan", "seq_tup_read", "idx_scan", "n_live_tup")
 
-# Signal only a backend still running the query that was found (same pid, same query_start).
-SIGNAL_SQL = """SELECT a.pid AS """ + MARK + """, {function}(a.pid)
-FROM pg_stat_activity a JOIN unnest(%s::int[], %s::timestamptz[]) AS t(pid, query_start)
-  ON a.pid = t.pid AND a.query_start = t.query_start
-WHERE a.state = 'active'"""
-STILL_RUNNING_SQL = """SELECT a.pid AS """ + MARK + """
-FROM pg_stat_activity a JOIN unnest(%s::int[], %s::timestamptz[]) AS t(pid, query_start)
-  ON a.pid = t.pid AND a.query_start = t.query_start
-WHERE a.state = 'active'"""
+# Signal only a backend that is still the session found (same pid, same backend_start: a pid reused by a new
+# connection has another) running the very query that was found (same query_start).
+SIGNAL_SQL = """SELECT a.pid AS """ + MARK + """, {function}(a.pid) FROM pg_stat_activity a
+WHERE (a.pid, a.backend_start, a.query_start) IN (SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]))
+  AND a.state = 'active'"""
+STILL_RUNNING_SQL = """SELECT a.pid AS """ + MARK + """ FROM pg_stat_activity a
+WHERE (a.pid, a.backend_start, a.query_start) IN (SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]))
+  AND a.state = 'active'"""
 
 
 def empty_result():
@@ -183,6 +193,11 @@ def _pids(pids):
 
 def _fmt(seconds):
     return "%g" % seconds
+
+
+def _seen(rows):
+    """The (pids, backend_starts, query_starts) arrays that identify the sessions and queries found."""
+    return ([r["pid"] for r in rows], [r["backend_start"] for r in rows], [r["query_start"] for r in rows])
 
 
 class SlowQueries(PgJob):
@@ -320,13 +335,13 @@ class SlowQueries(PgJob):
         if not rows:
             return []
         query = sql.SQL(SIGNAL_SQL).format(function=sql.Identifier(function))
-        done = self.sql(query, ([r["pid"] for r in rows], [r["query_start"] for r in rows]))
+        done = self.sql(query, _seen(rows))
         return sorted(pid for pid, ok in done if ok)
 
     def _still_running(self, rows, timeout):
         deadline = time.time() + timeout
         while True:
-            left = self.sql(STILL_RUNNING_SQL, ([r["pid"] for r in rows], [r["query_start"] for r in rows]))
+            left = self.sql(STILL_RUNNING_SQL, _seen(rows))
             pids = set(row[0] for row in left)
             if not pids or time.time() >= deadline:
                 return [r for r in rows if r["pid"] in pids]
@@ -337,8 +352,22 @@ class SlowQueries(PgJob):
         after = self.limits.get("cancel_after")
         if after is None:
             return
+        spared = []
         targets = cancel_targets(self.rows, after, p["include_superusers"], p["databases"], p["users"],
-                                 p["applications"])
+                                 p["applications"], p["protected_applications"], p["protected_queries"], spared)
+        if spared:
+            self.findings.add("info", "protected", "%d queries spared (backup, migration or replication client): %s"
+                              % (len(spared), "; ".join("pid %d (%s, %s)" % (
+                                  row["pid"], row["application"] or "no application_name", reason)
+                                  for row, reason in spared[:10])),
+                              sessions=[dict(pid=row["pid"], user=row["user"], database=row["database"],
+                                             application=row["application"], duration_s=row["duration_s"],
+                                             reason=reason) for row, reason in spared])
+        limit = p["terminate_limit"]
+        if len(targets) > limit:
+            self.findings.add("warning", "terminate_limit", "%d queries to cancel, only %d signalled (terminate_limit)"
+                              % (len(targets), limit))
+            targets = targets[:limit]  # the longest running first
         res["would_cancel"] = sorted(r["pid"] for r in targets)
         if not targets or self.check_mode:
             return

@@ -23,8 +23,13 @@ description:
   - With O(cancel_after) it cancels (C(pg_cancel_backend)) the queries of client backends active for longer than
     that, optionally terminating those whose query is still running after about 2 seconds. It never touches its
     own session, any backend that is not a C(client backend) (walsenders, autovacuum, background and parallel
-    workers), nor superusers' sessions unless O(include_superusers=true). A query is only signalled while the
-    backend still runs the very query that was found (same C(query_start)).
+    workers), nor superusers' sessions unless O(include_superusers=true), nor a session whose C(application_name)
+    matches O(protected_applications) or whose query matches O(protected_queries) (backups, migrations,
+    replication clients; listed in the finding C(protected)). At most O(terminate_limit) sessions are signalled in
+    one run.
+  - A query is only signalled while the backend is still the session that was found and still runs the very
+    query that was found; the C(pg_cancel_backend) and C(pg_terminate_backend) statements match the pid together
+    with its C(backend_start) and the C(query_start), so a pid reused by a new connection is never hit.
   - With O(log_min_duration_statement) it sets that setting with C(ALTER SYSTEM) and C(pg_reload_conf()) when it
     differs from the current value.
   - An unreachable server is a result (RV(status=unreachable)), not a failed task, unless O(fail_on) says so.
@@ -91,6 +96,36 @@ options:
     description: Also cancel superusers' queries.
     type: bool
     default: false
+  terminate_limit:
+    description:
+      - At most this many sessions are cancelled (and terminated) in one run, the longest running first; more is a
+        warning C(terminate_limit) finding. The same cap as M(sre.runbooks.pg_triage)'s.
+    type: int
+    default: 50
+  protected_applications:
+    description:
+      - Queries of sessions whose C(application_name) matches one of these shell patterns (case-insensitive) are
+        never cancelled nor terminated, such as backups (C(pg_dump), C(pg_basebackup), pgBackRest, Barman, WAL-G),
+        migrations (any name with C(migrat), Alembic, Flyway, Liquibase, Sqitch, dbmate, goose) and replication
+        clients. The same default as M(sre.runbooks.pg_triage)'s.
+      - V([]) protects no application name.
+    type: list
+    elements: str
+    default: ["pg_dump*", "pg_dumpall*", "pg_restore*", "pg_basebackup*", "pgbackrest*", "barman*", "wal-g*",
+              "pg_probackup*", "*migrat*", "alembic*", "flyway*", "liquibase*", "sqitch*", "dbmate*", "goose*",
+              "*walsender*", "walreceiver*", "pg_receivewal*", "pg_recvlogical*", "*replication*"]
+  protected_queries:
+    description:
+      - Queries matching one of these shell patterns (case-insensitive; the query as cleaned for the report, white
+        space collapsed) are never cancelled nor terminated, such as the history tables and locks of migration
+        tools, base backups, replication and C(pg_dump)'s C(COPY ... TO stdout).
+      - V([]) protects no query.
+    type: list
+    elements: str
+    default: ["*_prisma_migrations*", "*knex_migrations*", "*alembic_version*", "*flyway_schema_history*",
+              "*schema_migrations*", "*databasechangelog*", "*django_migrations*", "*sequelizemeta*",
+              "*goose_db_version*", "*pg_advisory_lock(72707369)*", "*pg_backup_start*", "*pg_start_backup*",
+              "*base_backup*", "*start_replication*", "copy * to stdout*"]
   databases:
     description: Only cancel queries in these databases (all by default).
     type: list
@@ -213,7 +248,9 @@ settings:
   type: dict
   sample: {log_min_duration_statement: "500ms", statement_timeout: "0"}
 would_cancel:
-  description: Pids whose query is over O(cancel_after) and may be cancelled (in check mode nothing is touched).
+  description:
+    - Pids whose query is over O(cancel_after) and may be cancelled, at most O(terminate_limit) (in check mode
+      nothing is touched).
   returned: always
   type: list
   elements: int
@@ -254,6 +291,7 @@ error:
 from ansible_collections.sre.runbooks.plugins.module_utils._common import FAIL_ON_CHOICES, parse_duration
 from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgModule
 from ansible_collections.sre.runbooks.plugins.module_utils._slow_queries import ORDER_COLUMNS, SlowQueries, empty_result
+from ansible_collections.sre.runbooks.plugins.module_utils._triage import PROTECTED_APPLICATIONS, PROTECTED_QUERIES
 
 
 def argument_spec():
@@ -270,6 +308,9 @@ def argument_spec():
         cancel_after=dict(type="str"),
         terminate_if_cancel_fails=dict(type="bool", default=False),
         include_superusers=dict(type="bool", default=False),
+        terminate_limit=dict(type="int", default=50),
+        protected_applications=dict(type="list", elements="str", default=list(PROTECTED_APPLICATIONS)),
+        protected_queries=dict(type="list", elements="str", default=list(PROTECTED_QUERIES)),
         databases=dict(type="list", elements="str", default=[]),
         users=dict(type="list", elements="str", default=[]),
         applications=dict(type="list", elements="str", default=[]),
@@ -287,7 +328,7 @@ def check_options(p):
         except ValueError as exc:
             raise ValueError("%s: %s" % (name, exc))
     for name, low in (("top", 0), ("query_length", 1), ("active_limit", 0), ("seq_scan_min_rows", 0),
-                      ("seq_scan_min_scans", 1)):
+                      ("seq_scan_min_scans", 1), ("terminate_limit", 0)):
         if p[name] < low:
             raise ValueError("%s must be at least %d" % (name, low))
     if p["log_min_duration_statement"] is not None and p["log_min_duration_statement"] < -1:
