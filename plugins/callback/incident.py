@@ -28,8 +28,14 @@ description:
   - Who ran it comes from AWX's C(awx_user_name), C(awx_job_id), C(awx_job_template_name) and
     C(awx_workflow_job_id) when present, else from the local user name.
   - Secrets never reach the record or the notification. Results of C(no_log) tasks are recorded as
-    C(censored) only; values of variables and result keys whose names look secret (password, token, secret,
-    hash, key, credential, dsn) and every vault-encrypted value are removed from everything written.
+    C(censored) only; values of variables and result keys whose names look secret (password, passwd, token,
+    secret, hash, key, api_key, credential, dsn, database_url, authorization, cookie) and every vault-encrypted
+    value are removed from everything written.
+  - "Secrets nobody declared are masked by their shape (C(***)) in every field of the JSON and the Markdown
+    record and in the webhook payload: the password of a URL (C(scheme://user:***@host)), the values of
+    C(password=) and of other secret-named keys in C(key=value) and C(key: value) text (libpq DSNs, env lines,
+    query strings, JSON, C(--password VALUE)), bcrypt hashes (C($2a$), C($2b$), C($2y$)) and the credentials of
+    C(Authorization:) headers and C(Bearer) tokens."
   - It never makes a playbook fail. A bad option, an unwritable directory or a webhook that does not
     answer gives one warning line.
   - Set the play variable C(sre_incident_record=false) to write nothing for a playbook (tooling playbooks).

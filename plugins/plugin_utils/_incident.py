@@ -18,7 +18,9 @@ import secrets
 
 # Names of variables (and result keys) whose values are treated as secret.
 SECRET_NAME_RE = re.compile(
-    r"(passw|pwd|token|secret|hash|(?:^|_)keys?(?:_|$)|apikey|private|credential|dsn|cookie)",
+    r"(passw|passphrase|pwd|pgpass|(?:^|[_-])pass(?:[_-]|$)|token|secret|hash|(?:^|[_-])keys?(?:[_-]|$)|apikey"
+    r"|private|credential|dsn|cookie|database_?url|(?:^|_)db_?url(?:_|$)|(?:^|[_-])authorization$"
+    r"|conn(?:ection)?_?str(?:ing)?)",
     re.IGNORECASE,
 )
 # Shorter values are censored where they appear under a secret name, but not searched for in
@@ -62,6 +64,118 @@ UNIT_NAME_RE = re.compile(r"^[\w@:.\\-]+\.(service|socket|timer|path|target|moun
 
 def is_secret_name(name):
     return isinstance(name, str) and bool(SECRET_NAME_RE.search(name)) and not UNIT_NAME_RE.match(name)
+
+
+# -- scrubbing by pattern ------------------------------------------------------------------------------
+# Secrets nobody declared (a DSN in a command's output, a hash in a finding, a token in a header) are found by
+# their shape. A pattern masks the secret part only and keeps what says what it was (the scheme and user of a
+# URL, the key of key=value, the scheme of an Authorization header), so the record stays readable.
+MASK = "***"
+
+# scheme://user:password@host: the password runs to the last @ before the host (an unencoded @ in it too).
+_URL_USERINFO_RE = re.compile(
+    r"(?<![A-Za-z0-9+.-])(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s'\"<>|]*:)(?P<password>[^\s'\"<>|]*?)"
+    r"@(?=[^@\s'\"/?#<>|]*(?:[/?#\s'\"<>|]|$))")
+# bcrypt ($2a$, $2b$, $2y$, also $2$ and $2x$): cost, then 53 characters of salt and hash (or a cut-off prefix).
+_BCRYPT_RE = re.compile(r"\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{22,53}")
+# Authorization: <scheme> <credentials>, as a header line, in curl -H '...', in JSON or a Python dict. The
+# credentials of Basic, Bearer and Token are one word; those of other schemes (Digest k=v, ...) or of no known
+# scheme run to the end of the line (or of the quoted string).
+_AUTH_HEADER_RE = re.compile(
+    r"(?P<head>\b(?:proxy-)?authorization(?:\\?[\"'])?[ \t]*[:=][ \t]*)(?P<quote>\\?[\"']?)"
+    r"(?:(?P<scheme>basic|bearer|token)[ \t]+(?P<word>[^\s\"'|\\,;]+)"
+    r"|(?:(?P<other>digest|negotiate|ntlm|apikey|aws4-hmac-sha256|[a-z][\w-]*(?=[ \t]+\S+=))[ \t]+)?"
+    r"(?P<rest>[^\s\"'|\\]+(?:[ \t]+[^\s\"'|\\]+)*))",
+    re.IGNORECASE)
+# Bearer <token> anywhere (a token is at least 8 characters: "Bearer token expired" stays readable).
+_BEARER_RE = re.compile(r"\b(?P<scheme>bearer)[ \t]+(?P<token>[A-Za-z0-9\-._~+/]{8,}=*)", re.IGNORECASE)
+# key=value and key: value whose key is named like a secret (see TEXT_SECRET_KEY_RE): libpq key=value DSNs
+# (password='x y'), env files and shell lines (DATABASE_URL=...), query strings (&token=...), YAML, JSON and
+# Python reprs ("api_key": "..."), command lines (--password=...).
+_KEY_VALUE_RE = re.compile(
+    r"(?<![\w.\-/\\])(?<!://)(?P<key>-{0,2}[A-Za-z_][\w.\-]*)(?P<kq>\\?[\"'])?(?P<sep>[ \t]*(?:(?P<colon>:)|=)[ \t]*)"
+    r"(?P<value>\[censored\]|\*\*\*|\\\"(?:(?!\\\").)*\\\"|\\'(?:(?!\\').)*\\'|\"(?:[^\"\\\n]|\\.)*\""
+    r"|'(?:[^'\\\n]|\\.)*'"
+    # after "key:" (YAML, a header, prose) the value runs to the end of the line; after "key=" to the next blank
+    r"|(?P<bare>(?(colon)[^\s\"'|,;&)}\]>\\]+(?:[ \t]+[^\s\"'|,;&)}\]>\\]+)*|[^\s\"'|,;&)}\]>\\]+)))")
+# A key names a secret in free text when it ENDS with a secret word: sre_db_password, PGPASSWORD, client_secret,
+# GITHUB_TOKEN, api_key, AWS_SECRET_ACCESS_KEY, login_password_hash, sre_db_dsn, DATABASE_URL. Stricter than
+# is_secret_name (which also censors token.service.env and api_key_id in data): in prose "token-service: active"
+# or "password_file: /etc/x" is no secret.
+TEXT_SECRET_KEY_RE = re.compile(
+    r"(?:passw(?:or)?d|passphrase|pwd|(?:^|[_.-])pass|pgpass|secret|token|api[_-]?key|(?:^|[_.-])key|hash|dsn"
+    r"|database[_-]?url|(?:^|[_.-])db[_-]?url|credentials?|cookie|(?:^|[_.-])auth|conn(?:ection)?[_-]?str(?:ing)?)$",
+    re.IGNORECASE)
+# --password VALUE, --token VALUE on a command line (--password=VALUE is key=value above).
+_CLI_FLAG_RE = re.compile(r"(?<![\w-])(?P<flag>--?[A-Za-z][\w-]*)(?P<sep>[ \t]+)(?P<value>[^\s\-'\"|][^\s'\"|]*)")
+_ALREADY_MASKED = frozenset(("", MASK, CENSORED))
+
+
+def is_secret_text_key(name):
+    """Whether key=value (or key: value) with this key, found in free text, holds a secret."""
+    return bool(TEXT_SECRET_KEY_RE.search(str(name).lstrip("-"))) and not UNIT_NAME_RE.match(str(name))
+
+
+def _sub_keyed(regex, key_group, mask, text):
+    """regex.sub(mask, text) for the matches whose key_group names a secret; a match under any other key
+    consumes only its key, so that "libpq: host=db password=x" still reaches password=x."""
+    out = []
+    pos = 0
+    while True:
+        match = regex.search(text, pos)
+        if match is None:
+            break
+        if is_secret_text_key(match.group(key_group)):
+            out.append(text[pos:match.start()])
+            out.append(mask(match))
+            pos = match.end()
+        else:
+            out.append(text[pos:match.end(key_group)])
+            pos = match.end(key_group)
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _mask_key_value(match):
+    value = match.group("value")
+    bare = match.group("bare")
+    if value in _ALREADY_MASKED:
+        return match.group(0)
+    if bare is not None:
+        inner, quote = bare, ""
+    else:
+        quote = value[:2] if value.startswith("\\") else value[:1]
+        inner = value[len(quote):-len(quote)]
+    if inner in _ALREADY_MASKED:
+        return match.group(0)
+    return "%s%s%s%s%s%s" % (match.group("key"), match.group("kq") or "", match.group("sep"), quote, MASK, quote)
+
+
+def _mask_cli_flag(match):
+    if match.group("value") in _ALREADY_MASKED:
+        return match.group(0)
+    return match.group("flag") + match.group("sep") + MASK
+
+
+def _mask_auth_header(match):
+    if (match.group("word") or match.group("rest")) in _ALREADY_MASKED:
+        return match.group(0)
+    scheme = match.group("scheme") or match.group("other")
+    return "%s%s%s%s" % (match.group("head"), match.group("quote"), scheme + " " if scheme else "", MASK)
+
+
+def scrub_patterns(text):
+    """text with the secrets recognisable by their shape masked (MASK): URL userinfo passwords
+    (scheme://user:***@), bcrypt hashes, Authorization and Bearer credentials, and the values of keys named
+    like secrets in key=value / key: value text."""
+    if not isinstance(text, str) or not text:
+        return text
+    text = _URL_USERINFO_RE.sub(lambda m: m.group("head") + MASK + "@", text)
+    text = _BCRYPT_RE.sub(MASK, text)
+    text = _AUTH_HEADER_RE.sub(_mask_auth_header, text)
+    text = _BEARER_RE.sub(lambda m: m.group("scheme") + " " + MASK, text)
+    text = _sub_keyed(_KEY_VALUE_RE, "key", _mask_key_value, text)
+    return _sub_keyed(_CLI_FLAG_RE, "flag", _mask_cli_flag, text)
 
 
 def safe_name(text, fallback="unknown"):
@@ -133,7 +247,7 @@ def severity_from(findings, hosts, down_hosts=()):
 
 
 class Scrubber:
-    """Removes known secret values from text and censors secret-named keys in data."""
+    """Removes known secret values and secrets recognisable by pattern from text, censors secret-named keys in data."""
 
     def __init__(self):
         self._values = set()
@@ -156,12 +270,13 @@ class Scrubber:
         return len(self._values)
 
     def text(self, value):
-        if not self._values:
-            return value
-        if self._pattern is None:
-            ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(item) for item in ordered))
-        return self._pattern.sub(CENSORED, value)
+        """value with every known secret replaced by CENSORED, then the secrets found by pattern masked."""
+        if self._values:
+            if self._pattern is None:
+                ordered = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(item) for item in ordered))
+            value = self._pattern.sub(CENSORED, value)
+        return scrub_patterns(value)
 
     def data(self, value, key=None):
         """A copy of value with secret-named keys censored and secret values replaced everywhere."""
