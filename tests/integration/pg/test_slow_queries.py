@@ -378,3 +378,29 @@ def test_playbooks_diagnose_plan_confirm_idempotent(pg_cluster, sessions, tmp_pa
                                         sre_confirm=True, slow_queries_log_min_duration_ms=750)
     assert rc == 0 and changed == 0 and failed == 0, out
     assert "- cancel 0 queries" in out and "leave log_min_duration_statement at 750ms" in out
+
+
+def test_terminate_limit_caps_the_sessions_signalled(pg_cluster, sessions):
+    """The same cap as pg_triage's terminate_limit: the longest running first, more is a warning (issue 11)."""
+    runaways = []
+    for dummy in range(3):
+        conn = sessions.open()
+        sessions.background(conn, "SELECT pg_sleep(60)")
+        runaways.append(conn.get_backend_pid())
+        time.sleep(0.3)
+    time.sleep(1.2)
+    args = dict(cancel_after=1, applications=[sessions.app], terminate_limit=2)
+
+    chk = scan(pg_cluster, check_mode=True, **args)
+    assert chk["would_cancel"] == sorted(runaways[:2]), chk  # the two that started first
+    assert "terminate_limit" in {f["code"] for f in chk["findings"]} and chk["status"] == "warning"
+
+    res = scan(pg_cluster, **args)
+    assert res["cancelled"] == sorted(runaways[:2]) and res["terminated"] == []
+    assert [state_of(pg_cluster, p) for p in runaways] == ["idle", "idle", "active"]
+
+    none = scan(pg_cluster, check_mode=True, cancel_after=1, applications=[sessions.app], terminate_limit=0)
+    assert none["would_cancel"] == [] and none["changed"] is False
+    assert state_of(pg_cluster, runaways[2]) == "active"
+    bad = run_module("pg_slow_queries", dict(pg_cluster.login_args(), terminate_limit=-1))
+    assert bad["rc"] == 1 and "terminate_limit must be at least 0" in bad["msg"]
