@@ -18,6 +18,10 @@ Two formats, because the readers disagree on quoting:
 
 Values are written unquoted when they are plain (``[A-Za-z0-9_@%+=:,./-]``), else in single quotes. Values
 never leave this module in messages: errors name the variable and the line only.
+
+Writing (``write_through``): a symlink is followed to its target, which is replaced atomically (a temp file in
+the target's directory, fsync, rename, fsync of the directory); an existing file keeps its mode and owner, a new
+one is 0600, and the previous content is first kept in a 0600 backup next to the target.
 Not a public API: other collections must not import it.
 """
 
@@ -25,7 +29,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import os
 import re
+import stat
+import tempfile
+import time
 
 FORMATS = ("shell", "dotenv")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -245,3 +254,151 @@ def update(text, values, fmt):
             text += "\n"
         text += "".join(append)
     return text, changed
+
+
+# ---- writing ---------------------------------------------------------------------------------------------
+
+NEW_FILE_MODE = 0o600
+BACKUP_MODE = 0o600
+HIDDEN = "<hidden>"
+HIDDEN_CHANGED = "<hidden, changed>"
+
+
+def resolve(path):
+    """The file that is read and written for path: the target of a symlink (through every link), else path."""
+    return os.path.realpath(path)
+
+
+def backup_name(target, now=None):
+    """<target>.<UTC stamp>~ next to the target (the suffix Ansible's backups use)."""
+    return "%s.%s~" % (target, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)))
+
+
+def _keep_owner(fd, st):
+    """Give the open file the owner and group of st where allowed; return whether its group is st's group."""
+    current = os.fstat(fd)
+    if (current.st_uid, current.st_gid) != (st.st_uid, st.st_gid):
+        try:
+            os.fchown(fd, st.st_uid, st.st_gid)
+        except OSError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+            try:  # not root: the group can still be kept when the user is a member of it
+                os.fchown(fd, -1, st.st_gid)
+            except OSError as exc2:
+                if exc2.errno != errno.EPERM:
+                    raise
+    return os.fstat(fd).st_gid == st.st_gid
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    os.fsync(fd)
+
+
+def _fsync_dir(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_backup(target, data, st, now=None):
+    """Keep data (the current content of target) in a new 0600 file next to target, owned like target where
+    allowed; return its path."""
+    base = backup_name(target, now)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for attempt in range(1000):
+        name = base if attempt == 0 else "%s.%d~" % (base[:-1], attempt)
+        try:
+            fd = os.open(name, flags, BACKUP_MODE)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                continue
+            raise
+        try:
+            os.fchmod(fd, BACKUP_MODE)
+            _keep_owner(fd, st)
+            _write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            os.unlink(name)
+            raise
+        os.close(fd)
+        return name
+    raise OSError(errno.EEXIST, "no free backup name next to %s" % target)
+
+
+def file_mode(st, group_kept=True):
+    """The mode of the rewritten file: NEW_FILE_MODE for a new file, else the mode of the old one; without the
+    group bits when the old file's group could not be kept (its group members could otherwise read it)."""
+    if st is None:
+        return NEW_FILE_MODE
+    mode = stat.S_IMODE(st.st_mode)
+    return mode if group_kept else mode & ~0o070
+
+
+def write_atomic(target, data, st=None):
+    """Replace target with data: a temp file in target's directory, fsync, rename over target, fsync of the
+    directory. st is os.stat of the existing target (its mode and owner are kept) or None (a new 0600 file).
+    The temp file is 0600 from its creation on: the data is never readable by others, not even for a moment."""
+    directory = os.path.dirname(target)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(target), suffix=".tmp", dir=directory)
+    try:
+        try:
+            group_kept = _keep_owner(fd, st) if st is not None else True
+            _write_all(fd, data)
+            os.fchmod(fd, file_mode(st, group_kept))
+        finally:
+            os.close(fd)
+        os.rename(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def write_through(path, data, backup=True, now=None):
+    """Write data to the file path names (through a symlink), keeping the old content in a backup.
+
+    Returns (target, backup path or None)."""
+    target = resolve(path)
+    try:
+        st = os.stat(target)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+        st = None
+    saved = None
+    if st is not None and backup:
+        with open(target, "rb") as handle:
+            saved = write_backup(target, handle.read(), st, now)
+    write_atomic(target, data, st)
+    return target, saved
+
+
+def skeleton(text, fmt, changed=()):
+    """The names of an env file as NAME=<hidden> lines (NAME= when empty), for a diff that shows no value:
+    a name in changed is NAME=<hidden, changed>."""
+    seen, empty = names(parse(text, fmt))
+    lines = []
+    for name in seen:
+        if name in changed:
+            lines.append("%s=%s" % (name, HIDDEN_CHANGED))
+        elif name in empty:
+            lines.append("%s=" % name)
+        else:
+            lines.append("%s=%s" % (name, HIDDEN))
+    return "".join(line + "\n" for line in lines)

@@ -18,7 +18,12 @@ description:
     them are empty.
   - With O(values), sets each name to its value. The last statement of a name is replaced when its value
     differs (an C(export) prefix is kept), and missing names are appended. Other lines, comments and
-    multi-line values are kept as they are. The file is replaced atomically, and its mode and owner are kept.
+    multi-line values are kept as they are.
+  - The file is replaced atomically (a temporary file in the same directory, fsync, rename). An existing file
+    keeps its mode and owner (its mode is never loosened), a new file is created C(0600). When O(path) is a
+    symlink, the file it points to is written and the link stays.
+  - Before an existing file is changed, its previous content is kept in a C(0600) backup next to it
+    (C(<file>.<UTC stamp>~)), named in RV(backup_file).
   - Values are quoted for the readers of O(format), so that spaces, C(#), quotes, C($), backslashes and
     newlines read back exactly. Values never appear in the result, in messages or in a diff.
 author:
@@ -27,11 +32,14 @@ attributes:
   check_mode:
     support: full
     description:
-      - In check mode the result says which names would change; the file is not written.
+      - In check mode the result says which names would change, and the checks a real run makes before writing
+        (a missing file without O(create), a missing or unwritable directory) fail in the same way; nothing is
+        written and no backup is made.
   diff_mode:
-    support: none
+    support: full
     description:
-      - No diff is returned, because the values are secrets. RV(changed_names) says what changed.
+      - The diff lists the names only, as C(NAME=<hidden>) (C(NAME=) when empty) and C(NAME=<hidden, changed>)
+        for the names set; values never appear, because they are secrets.
 options:
   path:
     description:
@@ -61,6 +69,11 @@ options:
         an error when values are set, and is reported with RV(exists) when only reading.
     type: bool
     default: false
+  backup:
+    description:
+      - Keep the previous content of an existing file in a C(0600) file next to it before changing it.
+    type: bool
+    default: true
 notes:
   - Statements whose value depends on the shell (C($VAR), a command substitution, a C(${VAR}) interpolation)
     cannot be compared; setting such a name replaces the statement.
@@ -112,16 +125,26 @@ format:
   description: The format used.
   returned: always
   type: str
+dest:
+  description: The file read and written, O(path) or, when O(path) is a symlink, the file it points to.
+  returned: always
+  type: str
+backup_file:
+  description: The backup of the previous content (mode C(0600)); null when no backup was made (nothing
+    changed, a new file, check mode, O(backup=false)).
+  returned: always
+  type: str
+  sample: /srv/app/shared/.env.20240501T120003Z~
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.sre.runbooks.plugins.module_utils._envfile import (
-    DOTENV_INTERPOLATION_RE, FORMATS, NAME_RE, EnvFileError, names, parse, portable, update,
+    DOTENV_INTERPOLATION_RE, FORMATS, NAME_RE, EnvFileError, names, parse, portable, resolve, skeleton, update,
+    write_through,
 )
 
 
@@ -130,21 +153,26 @@ def read(path):
         return to_text(handle.read(), errors="surrogate_or_strict")
 
 
-def write(module, path, text, existed):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(to_bytes(text, errors="surrogate_or_strict"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        if not existed:
-            os.chmod(tmp, 0o600)
-    except OSError:
-        os.unlink(tmp)
-        raise
-    # atomic_move keeps the mode, owner and SELinux context of an existing file
-    module.atomic_move(tmp, path)
+def check_writable(module, path, dest, result):
+    """Fail, in check mode as in a real run, when dest cannot be written (its directory is missing or not
+    writable: the temporary file goes there)."""
+    directory = os.path.dirname(dest)
+    if not os.path.isdir(directory):
+        module.fail_json(msg="writing %s: the directory %s is missing" % (path, directory), **result)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        module.fail_json(msg="writing %s: the directory %s is not writable" % (path, directory), **result)
+
+
+def write(module, path, text, backup):
+    """Write text through path (a symlink is followed), keeping the SELinux context; return the backup path."""
+    dest = resolve(path)
+    context = None
+    if module.selinux_enabled():
+        context = module.selinux_context(dest) if os.path.exists(dest) else module.selinux_default_context(dest)
+    dummy, saved = write_through(path, to_bytes(text, errors="surrogate_or_strict"), backup=backup)
+    if context is not None:
+        module.set_context_if_different(dest, context, False)
+    return saved
 
 
 def main():
@@ -154,14 +182,16 @@ def main():
             values=dict(type="dict", default={}, no_log=True),
             format=dict(type="str", choices=list(FORMATS), default="dotenv"),
             create=dict(type="bool", default=False),
+            backup=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
     path = module.params["path"]
     fmt = module.params["format"]
     values = dict((to_text(k), to_text(v) if v is not None else "") for k, v in module.params["values"].items())
+    dest = resolve(path)
     result = dict(changed=False, exists=os.path.exists(path), readable=False, names=[], empty=[], changed_names=[],
-                  format=fmt)
+                  format=fmt, dest=dest, backup_file=None)
 
     bad = sorted(name for name in values if not NAME_RE.match(name))
     if bad:
@@ -214,9 +244,15 @@ def main():
                             "read those escapes literally (use format shell for sh and systemd)" % name)
     result["changed_names"] = changed
     result["changed"] = bool(changed)
+    if changed and module._diff:
+        before = set(names(parse(text, fmt))[0])
+        result["diff"] = dict(before_header=path, after_header=path, before=skeleton(text, fmt),
+                              after=skeleton(new_text, fmt, [name for name in changed if name in before]))
+    if changed:
+        check_writable(module, path, dest, result)
     if changed and not module.check_mode:
         try:
-            write(module, path, new_text, result["exists"])
+            result["backup_file"] = write(module, path, new_text, module.params["backup"])
         except (OSError, IOError) as exc:
             module.fail_json(msg="writing %s: %s" % (path, exc.strerror or exc), **result)
     module.exit_json(**result)

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 
 import pytest
@@ -128,3 +130,63 @@ def test_unterminated_quote_is_an_error_without_the_value(fmt, text):
     with pytest.raises(e.EnvFileError) as err:
         e.parse(text, fmt)
     assert "line 1" in str(err.value) and "open" not in str(err.value) and "of A" in str(err.value)
+
+
+# ---- writing: write_through (through a symlink, atomic, 0600 for new files and backups), the names-only diff
+
+
+def _mode(path):
+    return stat.S_IMODE(os.lstat(str(path)).st_mode)
+
+
+def test_write_through_new_file_is_0600_and_has_no_backup(tmp_path):
+    old = os.umask(0)
+    try:
+        target, backup = e.write_through(str(tmp_path / "new.env"), b"A=1\n")
+    finally:
+        os.umask(old)
+    assert target == str(tmp_path / "new.env") and backup is None
+    assert _mode(target) == 0o600 and sorted(p.name for p in tmp_path.iterdir()) == ["new.env"]
+
+
+@pytest.mark.parametrize("old_mode", [0o600, 0o640, 0o604])
+def test_write_through_keeps_the_mode_and_backs_up_0600(tmp_path, old_mode):
+    path = tmp_path / "app.env"
+    path.write_bytes(b"A=old\n")
+    path.chmod(old_mode)
+    target, backup = e.write_through(str(path), b"A=new\n", now=0)
+    assert path.read_bytes() == b"A=new\n" and _mode(path) == old_mode
+    assert backup == str(path) + ".19700101T000000Z~" and _mode(backup) == 0o600
+    assert open(backup, "rb").read() == b"A=old\n"
+    # a second backup in the same second gets its own name
+    dummy, second = e.write_through(str(path), b"A=newer\n", now=0)
+    assert second == str(path) + ".19700101T000000Z.1~" and open(second, "rb").read() == b"A=new\n"
+    assert e.write_through(str(path), b"A=last\n", backup=False)[1] is None
+
+
+def test_write_through_follows_a_symlink(tmp_path):
+    target = tmp_path / "shared" / "app.env"
+    target.parent.mkdir()
+    target.write_bytes(b"A=old\n")
+    link = tmp_path / "app.env"
+    link.symlink_to(target)
+    written, backup = e.write_through(str(link), b"A=new\n")
+    assert written == str(target) and link.is_symlink() and os.readlink(str(link)) == str(target)
+    assert target.read_bytes() == b"A=new\n" and os.path.dirname(backup) == str(target.parent)
+
+
+def test_file_mode_never_loosens():
+    class St:
+        st_mode = 0o100640
+
+    assert e.file_mode(None) == 0o600
+    assert e.file_mode(St()) == 0o640
+    assert e.file_mode(St(), group_kept=False) == 0o600  # the new file's group is not the old one's: no group access
+    assert os.path.basename(e.backup_name("/x/app.env", now=86400)) == "app.env.19700102T000000Z~"
+
+
+def test_skeleton_shows_names_never_values():
+    text = "# secret comment s3cr3t\nA=s3cr3t-a\nexport B='two words'\nEMPTY=\nA=s3cr3t-a2\n"
+    assert e.skeleton(text, "shell") == "A=<hidden>\nB=<hidden>\nEMPTY=\n"
+    assert e.skeleton(text, "shell", changed=["B"]) == "A=<hidden>\nB=<hidden, changed>\nEMPTY=\n"
+    assert "s3cr3t" not in e.skeleton(text, "shell") and e.skeleton("", "dotenv") == ""
