@@ -26,6 +26,8 @@ from ansible_collections.sre.runbooks.plugins.module_utils._tls_net import (
 from ansible_collections.sre.runbooks.plugins.module_utils._tls_x509 import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
+    PARSE_ERRORS,
+    CertificateParseError,
     TlsError,
     assess,
     describe,
@@ -50,46 +52,68 @@ def check_endpoint(endpoint, store, timeout, warn_days, critical_days, now=None)
     except TlsError as exc:
         entry = empty_entry(target, endpoint["server_name"], exc.category, exc.message)
         return entry, assess(entry, None, warn_days, critical_days)
-    entry, earliest_name = describe(certs, store, now or utcnow(), server_name=endpoint["server_name"])
+    try:
+        entry, earliest_name = describe(certs, store, now or utcnow(), server_name=endpoint["server_name"])
+    except PARSE_ERRORS as exc:  # what check_parsable did not foresee is still a finding, not a traceback
+        entry = empty_entry(target, endpoint["server_name"], "parse", _unparsable(exc))
+        entry["starttls"] = endpoint["starttls"]
+        return entry, assess(entry, None, warn_days, critical_days)
     entry["target"] = target
     entry["starttls"] = endpoint["starttls"]
     return entry, assess(entry, earliest_name, warn_days, critical_days)
 
 
+def _unparsable(exc):
+    if isinstance(exc, CertificateParseError):
+        return str(exc)
+    return "the certificate cannot be parsed: %s: %s" % (type(exc).__name__, str(exc).strip() or "refused")
+
+
 def load_paths(paths):
-    """Return [(target, certs or None, error)] for every file given or found under a directory."""
+    """Return [(target, certs or None, error, error_category)] for every file given or found under a directory.
+
+    error_category is file (missing, unreadable, no certificate in it) or parse (a certificate in it that the
+    parser refuses, for example with a duplicate extension).
+    """
     loaded = []
     for path in paths:
         if not os.path.exists(path):
-            loaded.append((path, None, "no such file or directory"))
+            loaded.append((path, None, "no such file or directory", "file"))
             continue
         for name, from_dir in read_cert_files(path):
             try:
                 with open(name, "rb") as handle:
                     data = handle.read()
             except OSError as exc:
-                loaded.append((name, None, "cannot read: %s" % (exc.strerror or exc)))
+                loaded.append((name, None, "cannot read: %s" % (exc.strerror or exc), "file"))
                 continue
             try:
-                loaded.append((name, load_certificates(data), None))
+                loaded.append((name, load_certificates(data), None, None))
+            except CertificateParseError as exc:
+                loaded.append((name, None, str(exc), "parse"))
             except ValueError as exc:
                 if from_dir and b"PRIVATE KEY" in data:
                     continue  # a key file beside the certificates (privkey.pem)
-                loaded.append((name, None, str(exc)))
+                loaded.append((name, None, str(exc), "file"))
     return loaded
 
 
 def check_files(paths, store, warn_days, critical_days, now=None):
     now = now or utcnow()
     loaded = load_paths(paths)
-    pool = [cert for _name_, certs, _err in loaded if certs for cert in certs]
+    pool = [cert for _name_, certs, _err, _cat in loaded if certs for cert in certs]
     results = []
-    for target, certs, error in loaded:
+    for target, certs, error, category in loaded:
         if certs is None:
-            entry = empty_entry(target, None, "file", error)
+            entry = empty_entry(target, None, category, error)
             results.append((entry, assess(entry, None, warn_days, critical_days, is_file=True)))
             continue
-        entry, earliest_name = describe(certs, store, now, server_name=None, extra_pool=pool)
+        try:
+            entry, earliest_name = describe(certs, store, now, server_name=None, extra_pool=pool)
+        except PARSE_ERRORS as exc:  # what check_parsable did not foresee is still a finding, not a traceback
+            entry = empty_entry(target, None, "parse", _unparsable(exc))
+            results.append((entry, assess(entry, None, warn_days, critical_days, is_file=True)))
+            continue
         entry["target"] = target
         results.append((entry, assess(entry, earliest_name, warn_days, critical_days, is_file=True)))
     return results

@@ -29,9 +29,14 @@ try:
     from cryptography.x509.oid import NameOID
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
+    # what cryptography raises when it parses, lazily, a certificate it loaded (x509.DuplicateExtension is no
+    # ValueError)
+    PARSE_ERRORS = tuple([ValueError, TypeError, UnsupportedAlgorithm] + [
+        getattr(x509, name) for name in ("DuplicateExtension", "UnsupportedGeneralNameType") if hasattr(x509, name)])
 except ImportError as exc:  # pragma: no cover - reported by the module with missing_required_lib
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = exc
+    PARSE_ERRORS = (ValueError, TypeError)
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import Findings
 
@@ -47,7 +52,7 @@ PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 
 
 class TlsError(Exception):
-    """A failure with a category: dns, refused, timeout, handshake, verify or file."""
+    """A failure with a category: dns, refused, timeout, handshake, parse, verify or file."""
 
     def __init__(self, category, message):
         super(TlsError, self).__init__(message)
@@ -123,24 +128,54 @@ def expiry_severity(days, warn_days, critical_days):
 # Certificates
 
 
-def load_certificates(data):
-    """Parse PEM (one or many certificates) or DER bytes. Raises ValueError when nothing is a certificate."""
+class CertificateParseError(ValueError):
+    """A certificate that loads but that the parser refuses (a duplicate extension, a malformed name or date)."""
+
+
+def _parse_reason(exc):
+    return "%s: %s" % (type(exc).__name__, str(exc).strip() or "refused by the parser")
+
+
+def check_parsable(cert):
+    """Parse now what cryptography parses lazily (extensions, names, dates), so that a certificate the parser
+    refuses is refused when it is read, with the reason (CertificateParseError), never later in a traceback."""
+    try:
+        dummy = [len(cert.extensions), cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(),
+                 _not_after(cert), _not_before(cert), cert.serial_number, cert.signature_algorithm_oid]
+    except PARSE_ERRORS as exc:
+        raise CertificateParseError(_parse_reason(exc))
+    return cert
+
+
+def load_certificates(data, lenient=False):
+    """Parse PEM (one or many certificates) or DER bytes. Raises ValueError when nothing is a certificate, and
+    CertificateParseError when a certificate loads but cannot be parsed (lenient: such certificates are
+    skipped, as for a trust bundle)."""
     if PEM_MARKER in data:
         certs = []
-        for block in _pem_blocks(data):
+        for number, block in enumerate(_pem_blocks(data), 1):
             try:
-                certs.append(x509.load_pem_x509_certificate(block))
+                cert = x509.load_pem_x509_certificate(block)
             except ValueError:
                 continue
+            try:
+                certs.append(check_parsable(cert))
+            except CertificateParseError as exc:
+                if not lenient:
+                    raise CertificateParseError("certificate %d of the PEM data cannot be parsed: %s" % (number, exc))
         if not certs:
             raise ValueError("no parsable PEM certificate")
         return certs
     if b"-----BEGIN" in data:
         raise ValueError("PEM data without a certificate")
     try:
-        return [x509.load_der_x509_certificate(data)]
+        cert = x509.load_der_x509_certificate(data)
     except ValueError:
         raise ValueError("neither a PEM nor a DER certificate")
+    try:
+        return [check_parsable(cert)]
+    except CertificateParseError as exc:
+        raise CertificateParseError("the DER certificate cannot be parsed: %s" % exc)
 
 
 def _pem_blocks(data):
@@ -313,7 +348,7 @@ def load_trust_store(ca_cert=None, system=True):
                 try:
                     with open(candidate, "rb") as handle:
                         data = handle.read()
-                    for cert in load_certificates(data):
+                    for cert in load_certificates(data, lenient=True):  # a broken anchor never hides the others
                         store.add(cert)
                 except (OSError, ValueError):
                     pass
@@ -449,6 +484,11 @@ def assess(entry, earliest_name, warn_days, critical_days, is_file=False):
     """Add findings and status to a described entry. Returns the Findings."""
     findings = Findings()
     target = entry["target"]
+    if entry.get("error_category") == "parse":
+        # the endpoint answered or the file was read: its certificate is what is wrong
+        findings.add("critical", "unparsable", "%s: %s" % (target, entry["error"]), target=target)
+        entry["status"] = "critical"
+        return findings
     if entry.get("error_category"):
         if is_file:
             findings.add("critical", "unreadable", "%s: %s" % (target, entry["error"]), target=target)
@@ -491,10 +531,15 @@ def assess(entry, earliest_name, warn_days, critical_days, is_file=False):
 
 
 def load_der_chain(ders):
-    """Certificates from the DER bytes a peer presented (leaf first). Raises TlsError(handshake, verify)."""
+    """Certificates from the DER bytes a peer presented (leaf first). Raises TlsError(handshake, parse)."""
     if not ders:
         raise TlsError("handshake", "no certificate presented")
-    try:
-        return [x509.load_der_x509_certificate(der) for der in ders]
-    except ValueError as exc:
-        raise TlsError("verify", "presented certificate cannot be parsed: %s" % exc)
+    certs = []
+    for number, der in enumerate(ders, 1):
+        what = "the presented certificate" if number == 1 else "presented certificate %d (of the chain)" % number
+        try:
+            certs.append(check_parsable(x509.load_der_x509_certificate(der)))
+        except PARSE_ERRORS as exc:
+            raise TlsError("parse", "%s cannot be parsed: %s" % (what, exc if isinstance(exc, CertificateParseError)
+                                                                  else _parse_reason(exc)))
+    return certs

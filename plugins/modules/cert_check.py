@@ -24,6 +24,9 @@ description:
     storage directory or C(/etc/letsencrypt/live). In a directory only C(.pem), C(.crt), C(.cer), C(.cert) and
     C(.der) files are read and private key files are skipped. Certificates found under O(paths) serve as
     intermediates for each other.
+  - A certificate that the parser refuses (for example one with a duplicate extension) is a critical
+    C(unparsable) finding for that endpoint or file, with RV(certificates[].error_category=parse) and the reason
+    in RV(certificates[].error); the other endpoints and files are checked all the same.
   - Endpoints are checked concurrently. Nothing is ever changed.
 author:
   - sre.runbooks contributors (@sre-runbooks)
@@ -118,7 +121,7 @@ findings:
   description:
     - What is wrong, as C({severity, code, message, target}). Codes are C(expired), C(expiring_critical),
       C(expiring_warning), C(hostname_mismatch), C(chain_invalid), C(self_signed), C(intermediate_expires_first),
-      C(unreachable), C(unreadable) and, as V(info) for a CA certificate file (a root or an intermediate found
+      C(unreachable), C(unreadable), C(unparsable) (a certificate the parser refuses) and, as V(info) for a CA certificate file (a root or an intermediate found
       beside the leaves, whose own trust is not judged), C(ca_certificate).
   returned: always
   type: list
@@ -210,7 +213,10 @@ certificates:
       description: V(ok), V(warning), V(critical), or V(unreachable) for an endpoint that could not be read.
       type: str
     error_category:
-      description: V(dns), V(refused), V(timeout), V(handshake), V(verify) or V(file); only on failure.
+      description:
+        - V(dns), V(refused), V(timeout), V(handshake) or V(file); only on failure.
+        - V(parse) when a presented or stored certificate cannot be parsed (a critical C(unparsable) finding);
+          earlier versions said V(verify) for a presented one.
       type: str
     error:
       description: What went wrong; only on failure.
