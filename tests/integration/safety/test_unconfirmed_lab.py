@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Nothing changes without confirmation (issue 11): every changing playbook, run against the whole lab with
+sre_confirm=no, shows its plan and reports changed=0 on every host; with the apps broken first, an
+unconfirmed app_down remediate leaves them broken."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from playbook_runner import LAB_INVENTORY, REPO, run_playbook
+
+LAB = REPO / "lab"
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(subprocess.run(["docker", "inspect", "sre-lab-systemd"], capture_output=True,
+                                      check=False).returncode != 0,
+                       reason="docker inspect sre-lab-systemd failed: the lab is not running (lab/up.sh)"),
+]
+HOSTS = {"lab-systemd", "lab-pm2", "lab-compose", "lab-fly"}
+
+# Every playbook that changes something, with the answers that give it something to do on the lab
+# (so the plan has steps), and the hosts it applies to there.
+CHANGING = {
+    "app_down_remediate": ({}, HOSTS),
+    "backup_remediate": ({}, {"lab-systemd"}),
+    "data_integrity_remediate": ({}, {"lab-systemd"}),
+    "db_connections_remediate": ({"db_connections_idle_after": "0s", "db_connections_restart_app": True},
+                                 {"lab-systemd"}),
+    "db_restore": ({}, {"lab-systemd"}),
+    "db_restore_retention": ({"db_restore_retention_days": 0}, {"lab-systemd"}),
+    "db_restore_swap_back": ({}, {"lab-systemd"}),
+    "deploy": ({"target_deploy_release": "HEAD"}, HOSTS - {"lab-compose"}),
+    "deploy_failure_rollback": ({"deploy_failure_rollback_when_healthy": True}, HOSTS),
+    "high_resource_remediate": ({"high_resource_restart": True, "high_resource_swap_mb": 64}, HOSTS),
+    "login_remediate": ({"login_delete_expired_sessions": True}, {"lab-systemd"}),
+    "secrets_remediate": ({}, HOSTS),
+    "slow_queries_remediate": ({}, {"lab-systemd"}),
+    "tls_cert_remediate": ({"tls_cert_renew_days": 100000}, HOSTS),
+}
+
+
+# Refused when there is nothing of its own to undo (no restore recorded): the refusal changes nothing either.
+REFUSES_WHEN_NOTHING_TO_DO = {"db_restore_swap_back": "Nothing was changed"}
+
+
+def web_image():
+    """The compose web image the lab runs (a release compose's deploy accepts)."""
+    out = subprocess.run([str(LAB / "build.sh"), "--print-env"], capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.split() if "=" in line)["SRE_LAB_WEB_IMAGE"].strip("'\"")
+
+
+def test_every_changing_playbook_is_listed():
+    on_disk = {p.stem for p in (REPO / "playbooks").glob("*.yml") if not p.stem.endswith("_diagnose")}
+    assert on_disk == set(CHANGING)
+
+
+def lab(*args):
+    proc = subprocess.run([str(LAB / args[0]), *args[1:]], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def health():
+    """PART -> HEALTH from lab/status.sh."""
+    rows = [line.split() for line in lab("status.sh").splitlines()[1:] if line.strip()]
+    return {row[0]: row[-1] for row in rows}
+
+
+@pytest.mark.parametrize("name", sorted(CHANGING))
+@pytest.mark.parametrize("answer", ["no", None])
+def test_unconfirmed_changes_nothing_and_shows_the_plan(tmp_path, name, answer):
+    variables, hosts = CHANGING[name]
+    extra = dict(variables)
+    if answer is not None:
+        extra["sre_confirm"] = answer
+    res = run_playbook(name, tmp_path=tmp_path, inventory=LAB_INVENTORY, extra_vars=extra,
+                       limit=",".join(sorted(hosts)), timeout=600)
+    assert set(res.recap) == hosts, res.output
+    assert {h: res.changed(h) for h in hosts} == {h: 0 for h in hosts}, res.output
+    if name in REFUSES_WHEN_NOTHING_TO_DO:
+        assert res.rc != 0 and REFUSES_WHEN_NOTHING_TO_DO[name] in res.output, res.output
+        return
+    assert res.rc == 0, res.output
+    assert "Plan (" in res.output and "Not confirmed: nothing is changed" in res.output, res.output
+
+
+def test_unconfirmed_compose_deploy_changes_nothing(tmp_path):
+    res = run_playbook("deploy", tmp_path=tmp_path, inventory=LAB_INVENTORY, limit="lab-compose", timeout=600,
+                       extra_vars={"sre_confirm": "no", "target_deploy_release": web_image()})
+    assert res.rc == 0 and res.changed("lab-compose") == 0, res.output
+    assert "Plan (" in res.output and "Not confirmed: nothing is changed" in res.output, res.output
+
+
+def test_broken_apps_stay_broken_without_confirmation(tmp_path):
+    before = health()
+    assert before["sre-lab-systemd"] == before["sre-lab-pm2"] == before["ferreteria/web"] == "healthy", before
+    try:
+        lab("break.sh", "stop-app")
+        lab("break.sh", "stop-pm2")
+        lab("break.sh", "stop-compose-web")
+        res = run_playbook("app_down_remediate", tmp_path=tmp_path, inventory=LAB_INVENTORY,
+                           extra_vars={"sre_confirm": "no"}, limit="lab-systemd,lab-pm2,lab-compose", timeout=600)
+        assert {h: res.changed(h) for h in res.recap} == {"lab-systemd": 0, "lab-pm2": 0, "lab-compose": 0}, res.output
+        assert res.output.count("Not confirmed: nothing is changed") == 3, res.output
+        after = health()
+        assert after["sre-lab-systemd"] == after["sre-lab-pm2"] == after["ferreteria/web"] == "DOWN", after
+    finally:
+        lab("break.sh", "heal")
+        lab("up.sh")
+
+
+def test_a_bad_answer_is_refused_before_anything(tmp_path):
+    res = run_playbook("app_down_remediate", tmp_path=tmp_path, inventory=LAB_INVENTORY,
+                       extra_vars={"sre_confirm": "maybe"}, limit="lab-fly", timeout=600)
+    assert res.rc != 0 and res.changed("lab-fly") == 0, res.output
+    assert "'maybe' is not an answer: use yes or no" in res.output, res.output
