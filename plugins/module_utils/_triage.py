@@ -244,10 +244,25 @@ def _count(counter, key):
     counter[key] = counter.get(key, 0) + 1
 
 
+QUERY_LENGTH = 200  # as ACTIVITY_SQL's left(a.query, 200)
+
+
+def redact_query(text):
+    """A query text as the module returns it: literals replaced by ? and white space collapsed, by the one
+    redaction of pg_slow_queries (a string cut off by left(query, 200) is redacted too). The sessions' own rows
+    keep the text as read: protected_queries patterns match it."""
+    # imported here, not at the top: _slow_queries imports protected_reason from this module
+    from ansible_collections.sre.runbooks.plugins.module_utils._slow_queries import clean_query
+
+    return clean_query(text, QUERY_LENGTH, redact=True)
+
+
 def _session(row):
+    """A session as returned (sessions, terminate plans): SESSION_KEYS, the query text redacted."""
     duration = row["query_s"] if row["state"] == "active" else row["state_s"]
     wait = "%s:%s" % (row["wait_event_type"], row["wait_event"]) if row["wait_event"] else None
-    out = dict(row, duration_s=_round(duration), xact_duration_s=_round(row["xact_s"]), wait_event=wait)
+    out = dict(row, duration_s=_round(duration), xact_duration_s=_round(row["xact_s"]), wait_event=wait,
+               query=redact_query(row["query"]))
     return dict((k, out[k]) for k in SESSION_KEYS)
 
 

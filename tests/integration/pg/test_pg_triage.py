@@ -452,3 +452,28 @@ def test_unprivileged_login_never_ends_a_blocker_it_cannot_inspect(pg_cluster, s
     assert res["would_terminate"] == [] and res["terminated"] == [] and res["cancelled"] == []
     assert alive(pg_cluster, [sessions.pid(holder), sessions.pid(waiter)]) == sorted(
         [sessions.pid(holder), sessions.pid(waiter)])
+
+
+def test_query_literals_never_in_the_result(pg_cluster, sessions):
+    """Query texts are returned with their literals redacted (pg_slow_queries' one redaction): a secret in a running
+    query, in a blocker's last query or in a waiting query shows nowhere in the result, the plans included."""
+    canary = "canary-secret-123"
+    sleeper = sessions.open()
+    sessions.background(sleeper, "SELECT '%s', pg_sleep(30)" % canary)
+    holder, waiter = sessions.open(autocommit=False), sessions.open(autocommit=False)
+    with holder.cursor() as cur:
+        cur.execute("UPDATE triage_t SET v = 4711 WHERE id = 1 AND '%s-holder' <> ''" % canary)
+    sessions.background(waiter, "UPDATE triage_t SET v = v + 1 WHERE id = 1 AND $x$%s-waiter$x$ <> ''" % canary)
+    time.sleep(1.5)
+    res = triage(pg_cluster)
+    plan = triage(pg_cluster, check_mode=True, terminate=["long_running", "idle_in_transaction", "blockers"],
+                  applications=[sessions.app])
+    for result in (res, plan):
+        assert result["rc"] == 0 and canary not in result["raw"], result["raw"]
+    by_pid = {s["pid"]: s for kind in res["sessions"].values() for s in kind}
+    assert by_pid[sessions.pid(sleeper)]["query"] == "SELECT ?, pg_sleep(?)"
+    assert by_pid[sessions.pid(holder)]["query"] == "UPDATE triage_t SET v = ? WHERE id = ? AND ? <> ?"
+    assert by_pid[sessions.pid(waiter)]["query"] == "UPDATE triage_t SET v = v + ? WHERE id = ? AND ? <> ?"
+    chains = [c for c in res["blocking"] if c["root_pid"] == sessions.pid(holder)]
+    assert chains and chains[0]["blocked_pids"] == [sessions.pid(waiter)]
+    assert sorted(plan["would_terminate"]) == sorted(sessions.pid(c) for c in (sleeper, holder, waiter))
