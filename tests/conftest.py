@@ -23,16 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 COLLECTIONS = REPO / "build" / "collections"
 
 
-def ensure_collection_link() -> Path:
-    """Make build/collections/ansible_collections/sre/runbooks point at the repository."""
-    target = COLLECTIONS / "ansible_collections" / "sre" / "runbooks"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            target.symlink_to(REPO, target_is_directory=True)
-        except FileExistsError:
-            pass
-    return COLLECTIONS
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from playbook_runner import ensure_collection_link  # noqa: E402,F401  (one definition: tests/playbook_runner.py)
 
 
 def _pg_bindir() -> Path:

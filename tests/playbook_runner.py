@@ -52,8 +52,7 @@ _RECAP_LINE = re.compile(
 
 
 def ensure_collection_link() -> Path:
-    """build/collections/ansible_collections/sre/runbooks -> the repository (as tests/conftest.py does;
-    not imported from there, see the module docstring)."""
+    """build/collections/ansible_collections/sre/runbooks -> the repository (tests/conftest.py re-exports it)."""
     target = COLLECTIONS / "ansible_collections" / "sre" / "runbooks"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
