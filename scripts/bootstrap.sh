@@ -18,7 +18,8 @@ command -v apt-get >/dev/null || die "apt-get not found: this set-up supports De
 APT_PACKAGES=(docker.io:dockerd docker-compose:docker-compose debootstrap:debootstrap
               postgresql:pg_ctlcluster postgresql-client:psql pebble:pebble certbot:certbot nginx:nginx
               caddy:caddy openssl:openssl python3-venv: nodejs:node npm:npm curl:curl git:git make:make
-              rsync:rsync procps:ps iproute2:ss shellcheck:shellcheck)
+              rsync:rsync procps:ps iproute2:ss shellcheck:shellcheck
+              isal:igzip pigz:pigz)
 missing=()
 for entry in "${APT_PACKAGES[@]}"; do
   pkg=${entry%%:*} cmd=${entry#*:}
