@@ -21,6 +21,9 @@ FLYCTL = LAB / "fake-flyctl" / "flyctl"
 BANNER = "flyctl: FAKE (sre.runbooks lab stand-in, not Fly.io)"
 APP = "hotdash-production"
 VENV_BIN = Path(sys.executable).parent
+# the lab's apps: app group -> (kind, host)
+LAB_APPS = {"saasresto": ("systemd", "lab-systemd"), "cookcam": ("pm2", "lab-pm2"),
+            "ferreteria": ("compose", "lab-compose"), "hotdash": ("fly", "lab-fly")}
 SHARED = {
     "systemd": {"sre_target_kind", "sre_app_name", "sre_app_health_url", "sre_app_port", "sre_app_dir",
                 "sre_proxy_kind", "sre_proxy_service", "sre_db_host", "sre_db_port", "sre_db_user",
@@ -171,17 +174,21 @@ def test_inventory_groups_hosts_and_shared_variables():
                 "--vault-id", f"lab@{REPO / 'inventories' / 'lab' / '.vault-pass'}"], cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     inv = json.loads(proc.stdout)
-    assert set(inv["lab"]["children"]) == {"systemd", "pm2", "compose", "fly"}
+    # one group per app under 'lab'; each kind group is made of the app groups of that kind
+    assert set(inv["lab"]["children"]) == set(LAB_APPS)
     hostvars = inv["_meta"]["hostvars"]
-    for group, needed in SHARED.items():
-        hosts = inv[group]["hosts"]
-        assert hosts == [f"lab-{group}"]
-        hv = hostvars[hosts[0]]
-        assert needed <= set(hv), (group, needed - set(hv))
-        assert hv["sre_target_kind"] == group
+    for app, (kind, host) in LAB_APPS.items():
+        assert inv[app]["hosts"] == [host], app
+        assert inv[kind]["children"] == [app], kind
+        assert not inv[kind].get("hosts"), kind
+        hv = hostvars[host]
+        needed = SHARED[kind]
+        assert needed <= set(hv), (app, needed - set(hv))
+        assert hv["sre_target_kind"] == kind
     assert hostvars["lab-systemd"]["ansible_host"] == "sre-lab-systemd"
     assert hostvars["lab-pm2"]["ansible_host"] == "sre-lab-pm2"
     assert hostvars["lab-fly"]["sre_flyctl"].endswith("/fake-flyctl/flyctl")
+    assert hostvars["lab-fly"]["sre_fly_app"] == APP
 
 
 def test_vault_is_encrypted_with_the_lab_id():
