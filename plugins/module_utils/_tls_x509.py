@@ -26,13 +26,13 @@ try:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+    from cryptography.x509 import DuplicateExtension, UnsupportedGeneralNameType
     from cryptography.x509.oid import NameOID
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
-    # what cryptography raises when it parses, lazily, a certificate it loaded (x509.DuplicateExtension is no
+    # what cryptography raises when it parses, lazily, a certificate it loaded (DuplicateExtension is no
     # ValueError)
-    PARSE_ERRORS = tuple([ValueError, TypeError, UnsupportedAlgorithm] + [
-        getattr(x509, name) for name in ("DuplicateExtension", "UnsupportedGeneralNameType") if hasattr(x509, name)])
+    PARSE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, DuplicateExtension, UnsupportedGeneralNameType)
 except ImportError as exc:  # pragma: no cover - reported by the module with missing_required_lib
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = exc
@@ -540,6 +540,6 @@ def load_der_chain(ders):
         try:
             certs.append(check_parsable(x509.load_der_x509_certificate(der)))
         except PARSE_ERRORS as exc:
-            raise TlsError("parse", "%s cannot be parsed: %s" % (what, exc if isinstance(exc, CertificateParseError)
-                                                                  else _parse_reason(exc)))
+            reason = exc if isinstance(exc, CertificateParseError) else _parse_reason(exc)
+            raise TlsError("parse", "%s cannot be parsed: %s" % (what, reason))
     return certs

@@ -429,10 +429,10 @@ class Triage(PgJob):
         if self.protected:
             spared = [dict(_plan_entry(row), reason=reason) for row, reason in
                       (self.protected[pid] for pid in sorted(self.protected))]
-            add("info", "protected", "%d sessions spared (backup, migration or replication client): %s"
-                % (len(spared), "; ".join("pid %d (%s, %s)" % (s["pid"], s["application"] or "no application_name",
-                                                                s["reason"]) for s in spared[:10])),
-                sessions=spared)
+            listed = "; ".join("pid %d (%s, %s)" % (s["pid"], s["application"] or "no application_name", s["reason"])
+                               for s in spared[:10])
+            add("info", "protected", "%d sessions spared (backup, migration or replication client): %s%s"
+                % (len(spared), listed, "; ..." if len(spared) > 10 else ""), sessions=spared)
         if order:
             plan = [_plan_entry(row) for row in order]
             add("info", "terminate_plan", "%d sessions to end: %s%s"
