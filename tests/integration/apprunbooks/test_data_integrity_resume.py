@@ -52,8 +52,8 @@ def test_an_interrupted_remediate_is_reported_and_its_stopped_writes_resumed(pla
     variables = {"sre_db_name": app_db, "data_integrity_relations": RELATIONS,
                  "data_integrity_save_dir": str(tmp_path / "saved")}
 
-    rc, dummy, out = playbook("data_integrity_remediate", dict(variables, sre_confirm="yes",
-                                                                data_integrity_after_stop_writes_tasks_file=str(hook)))
+    killed = dict(variables, sre_confirm="yes", data_integrity_after_stop_writes_tasks_file=str(hook))
+    rc, dummy, out = playbook("data_integrity_remediate", killed)
     assert rc == -9 and "PLAY RECAP" not in out, out[-3000:]  # killed, nothing ran after the hook
     time.sleep(1)
     assert read_only(pg_cluster, app_db) == "on"  # the interrupted run left the database read-only

@@ -293,8 +293,8 @@ def compose_hard(tmp_path, collections_path):
     ({"target_compose_restart_services": ["web", "worker"]}, ["web", "worker"]),
     ({"target_compose_restart_services": ["web", "db"], "target_compose_restart_project": True}, ["web", "db"]),  # named
 ])
-def test_the_compose_hard_restart_recreates_the_app_never_the_database_unless_named(compose_hard, variables,
-                                                                                   services, v2, prefix):
+def test_the_compose_hard_restart_recreates_the_app_never_the_database_unless_named(
+        compose_hard, variables, services, v2, prefix):
     result, ups = compose_hard(variables, v2=v2)
     assert result.rc == 0, result.output[-3000:]
     assert len(ups) == 1, ups
