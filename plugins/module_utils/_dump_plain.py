@@ -34,6 +34,10 @@ DUMPED_BY_RE = re.compile(rb"^-- Dumped by pg_dump(?:all)? version (\S+)", re.M)
 DUMPED_FROM_RE = re.compile(rb"^-- Dumped from database version (\S+)", re.M)
 RESTRICT_RE = re.compile(rb"^\\restrict (\S+)$", re.M)
 TRAILER_LINE_RE = re.compile(rb"^(?:--.*|\s*|\\unrestrict \S+|\\connect .*)$")
+# inside COPY data: the '\.' terminator line or a line starting with 'COPY ' (a COPY command there means the
+# block before it was cut): both in one pass over the inflated bytes, no copy of them
+COPY_SCAN_RE = re.compile(rb"\n(?:\\\.\n|COPY )")
+EDGE = 5                     # bytes kept across a chunk boundary inside COPY data: len(b"\nCOPY ") - 1
 
 
 class PlainScanner:
@@ -84,9 +88,29 @@ class PlainScanner:
             self.tail = (self.tail + chunk)[-TAIL_KEEP:]
         if self.quick:
             return
-        buf = self.carry + chunk if self.carry else chunk
-        base = self.offset
         pos = 0
+        base = self.offset
+        carry = self.carry
+        if not carry:
+            buf = chunk
+        elif self.in_copy is not None and len(carry) <= EDGE < len(chunk):
+            # inside COPY data only the last EDGE bytes are carried: look for a terminator or COPY line
+            # that straddles the boundary in a few bytes around it, then scan the chunk where it lies
+            edge = carry + chunk[:EDGE + 1]
+            m = COPY_SCAN_RE.search(edge)
+            if m is None or m.start() >= len(carry):
+                buf, base = chunk, base + len(carry)
+            elif m.group() == b"\n\\.\n":
+                self._copy_done()
+                buf, base, pos = chunk, base + len(carry), m.end() - len(carry)
+                self.carry = b""
+                pos = self._scan_out(buf, pos, base)
+                if pos is None:
+                    return
+            else:
+                buf = carry + chunk  # a COPY line across the boundary: rare, check it on the joined bytes
+        else:
+            buf = carry + chunk
         while True:
             if self.in_copy is not None:
                 pos = self._scan_copy(buf, pos, base)
@@ -96,27 +120,32 @@ class PlainScanner:
             if pos is None:
                 return
 
+    def _copy_done(self):
+        self.in_copy = None
+        self.copy_blocks += 1
+
     def _scan_copy(self, buf, start, base):
-        end = buf.find(b"\n\\.\n", start)
-        limit = end if end >= 0 else len(buf)
-        hit = buf.find(b"\nCOPY ", start, limit)
-        while hit >= 0:
+        m = COPY_SCAN_RE.search(buf, start)
+        while m is not None:
+            hit = m.start()
+            if m.end() - hit == 4:  # b"\n\\.\n"
+                self._copy_done()
+                return m.end()
             eol = buf.find(b"\n", hit + 1)
             if eol < 0:
-                break
+                if len(buf) - hit <= CARRY_MAX:
+                    self.carry = buf[hit:]   # the line is not complete yet: check it with the next chunk
+                    self.offset = base + hit
+                    return None
+                break  # longer than any COPY command line: a data row
             if COPY_LINE_RE.match(buf, hit + 1, eol):
                 raise DumpError("copy_unterminated", "the COPY block of %s (from byte %d) has no '\\.' terminator "
                                 "before the next COPY at byte %d" % (self.in_copy, self.copy_start, base + hit + 1))
-            hit = buf.find(b"\nCOPY ", eol, limit)
-        if end < 0:
-            last_nl = buf.rfind(b"\n", start)
-            cut = last_nl if last_nl >= 0 and len(buf) - last_nl <= CARRY_MAX else max(len(buf) - 3, start)
-            self.carry = buf[cut:]
-            self.offset = base + cut
-            return None
-        self.in_copy = None
-        self.copy_blocks += 1
-        return end + 4
+            m = COPY_SCAN_RE.search(buf, eol)
+        cut = max(len(buf) - EDGE, start)
+        self.carry = buf[cut:]
+        self.offset = base + cut
+        return None
 
     def _scan_out(self, buf, start, base):
         complete = buf.rfind(b"\n", start) + 1

@@ -37,6 +37,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._dump_stream import (
     ByteStream,
     Decompressed,
     DumpError,
+    Prefetch,
     RawReader,
     _short,
     detect_compression,
@@ -68,8 +69,10 @@ class Verifier:
     """Verify one backup. Parameters mirror the module options; run() returns the result dict."""
 
     def __init__(self, path, pattern="*", fmt="auto", depth="full", max_age=None, min_size=None,
-                 max_size_drop_pct=None, checksum=None, expected_tables=None, now=None, verified_only=False):
+                 max_size_drop_pct=None, checksum=None, expected_tables=None, now=None, verified_only=False,
+                 threads=True):
         self.path = path
+        self.threads = threads
         self.verified_only = verified_only
         self.pattern = pattern or "*"
         self.fmt = fmt or "auto"
@@ -205,9 +208,13 @@ class Verifier:
             raise DumpError("empty", "%s is empty (0 bytes)" % chosen)
         quick = self.depth == "quick"
         reader = RawReader(chosen, hash_it=not quick)
+        threads = []  # full depth: reading+sha256 and inflating each run in a thread (both release the GIL)
         try:
             self.check("readable", True, "%d bytes" % st.st_size)
             raw = reader.chunks()
+            if not quick and self.threads:
+                threads.append(Prefetch(raw))
+                raw = iter(threads[-1])
             first = next(raw, b"")
             compression = detect_compression(first[:8])
             self.result["compression"] = compression
@@ -220,7 +227,11 @@ class Verifier:
                 raise DumpError("unsupported_compression", "the file is %s-compressed; this module verifies "
                                 "gzip, bzip2 and xz (decompress it first)" % compression)
             stream_src = raw_iter() if compression == "none" else Decompressed(raw_iter(), compression)
-            chunks = iter(stream_src)
+            if compression != "none" and not quick and self.threads:
+                threads.append(Prefetch(stream_src))
+                chunks = iter(threads[-1])
+            else:
+                chunks = iter(stream_src)
             inner_first = b""
             for inner_first in chunks:
                 if inner_first:
@@ -257,6 +268,8 @@ class Verifier:
                         self.result["uncompressed_bytes"] = stream_src.bytes_out
                 self.result["sha256"] = reader.hexdigest()
         finally:
+            for thread in reversed(threads):
+                thread.close()
             reader.close()
 
     def _detect_inner(self, data):
