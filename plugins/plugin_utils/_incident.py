@@ -108,6 +108,10 @@ TEXT_SECRET_KEY_RE = re.compile(
     re.IGNORECASE)
 # --password VALUE, --token VALUE on a command line (--password=VALUE is key=value above).
 _CLI_FLAG_RE = re.compile(r"(?<![\w-])(?P<flag>--?[A-Za-z][\w-]*)(?P<sep>[ \t]+)(?P<value>[^\s\-'\"|][^\s'\"|]*)")
+# Where a key (or a flag) and its separator are: cheap to find, so that a value is only read after a secret key
+# (reading every value would be quadratic on a long "a: b: c: ..." line, a value after ":" runs to the line end).
+_KEY_CANDIDATE_RE = re.compile(r"(?<![\w.\-/\\])(?<!://)(?P<key>-{0,2}[A-Za-z_][\w.\-]*)(?:\\?[\"'])?[ \t]*[:=]")
+_CLI_CANDIDATE_RE = re.compile(r"(?<![\w-])(?P<flag>--?[A-Za-z][\w-]*)[ \t]+")
 _ALREADY_MASKED = frozenset(("", MASK, CENSORED))
 
 
@@ -116,22 +120,20 @@ def is_secret_text_key(name):
     return bool(TEXT_SECRET_KEY_RE.search(str(name).lstrip("-"))) and not UNIT_NAME_RE.match(str(name))
 
 
-def _sub_keyed(regex, key_group, mask, text):
-    """regex.sub(mask, text) for the matches whose key_group names a secret; a match under any other key
-    consumes only its key, so that "libpq: host=db password=x" still reaches password=x."""
+def _sub_keyed(candidates, regex, key_group, mask, text):
+    """regex.sub(mask, text), only where candidates finds a key (key_group) that names a secret: a value under
+    any other key is not consumed, so that "libpq: host=db password=x" still reaches password=x."""
     out = []
     pos = 0
-    while True:
-        match = regex.search(text, pos)
+    for candidate in candidates.finditer(text):
+        if candidate.start() < pos or not is_secret_text_key(candidate.group(key_group)):
+            continue
+        match = regex.match(text, candidate.start())
         if match is None:
-            break
-        if is_secret_text_key(match.group(key_group)):
-            out.append(text[pos:match.start()])
-            out.append(mask(match))
-            pos = match.end()
-        else:
-            out.append(text[pos:match.end(key_group)])
-            pos = match.end(key_group)
+            continue
+        out.append(text[pos:match.start()])
+        out.append(mask(match))
+        pos = match.end()
     out.append(text[pos:])
     return "".join(out)
 
@@ -174,8 +176,8 @@ def scrub_patterns(text):
     text = _BCRYPT_RE.sub(MASK, text)
     text = _AUTH_HEADER_RE.sub(_mask_auth_header, text)
     text = _BEARER_RE.sub(lambda m: m.group("scheme") + " " + MASK, text)
-    text = _sub_keyed(_KEY_VALUE_RE, "key", _mask_key_value, text)
-    return _sub_keyed(_CLI_FLAG_RE, "flag", _mask_cli_flag, text)
+    text = _sub_keyed(_KEY_CANDIDATE_RE, _KEY_VALUE_RE, "key", _mask_key_value, text)
+    return _sub_keyed(_CLI_CANDIDATE_RE, _CLI_FLAG_RE, "flag", _mask_cli_flag, text)
 
 
 def safe_name(text, fallback="unknown"):
