@@ -334,3 +334,123 @@ def test_fly_with_no_complete_release_on_another_image_is_refused(target, tmp_pa
     assert rc != 0 and changed == 0, out[-4000:]
     assert "Nothing safe to roll back to for fly %s" % FLY_APP in out and "have no succeeded release" in out, out[-4000:]
     assert len(fly_releases(tmp_path)) == 3
+
+
+# ---------------------------------------------------------------- compose (a fake docker, no engine)
+
+FAKE_DOCKER = """#!%s
+# FAKE docker for the tests: an image store and one compose service in a JSON state file ($FAKE_DOCKER_STATE).
+import json, os, sys
+path = os.environ["FAKE_DOCKER_STATE"]
+state = json.load(open(path))
+args = sys.argv[1:]
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+    log.write(" ".join(args) + "\\n")
+
+def resolve(ref):
+    for image in state["images"]:
+        if ref == image["id"] or ref in image["tags"]:
+            return image
+    return None
+
+def save():
+    json.dump(state, open(path, "w"))
+
+if args[:2] == ["compose", "version"]:
+    print("Docker Compose version v2.27.0")
+elif args[0] == "compose" and "ps" in args:
+    for service, image_id in state["running"].items():
+        print(json.dumps({"ID": "c0ffee" + service, "Name": "shop-%%s-1" %% service, "Service": service,
+                          "State": "running", "Image": state["service_images"][service],
+                          "Labels": "com.docker.compose.project=shop,com.docker.compose.service=%%s,"
+                                    "com.docker.compose.image=%%s" %% (service, image_id)}))
+elif args[0] == "compose" and "up" in args:
+    for service in args[args.index("--no-deps") + 1:]:
+        state["running"][service] = resolve(state["service_images"][service])["id"]
+    save()
+elif args[:2] == ["image", "inspect"]:
+    fmt, refs = args[3], args[4:]
+    found = [resolve(ref) for ref in refs]
+    if None in found:
+        sys.stderr.write("Error: No such image: %%s\\n" %% refs[found.index(None)])
+        sys.exit(1)
+    for image in found:
+        print(fmt.replace("{{.Id}}", image["id"]).replace("{{.Created}}", image["created"]))
+elif args[:2] == ["image", "ls"]:
+    repo = None if args[-1].startswith("{{") else args[-1]
+    for image in state["images"]:
+        if repo is None or any(tag.rsplit(":", 1)[0] == repo for tag in image["tags"]):
+            print(image["id"])
+elif args[0] == "tag":
+    for image in state["images"]:
+        image["tags"] = [t for t in image["tags"] if t != args[2]]
+    resolve(args[1])["tags"].append(args[2])
+    save()
+else:
+    sys.stderr.write("fake docker: unknown call %%s\\n" %% args)
+    sys.exit(2)
+""" % sys.executable
+
+
+def image_id(n):
+    return "sha256:" + ("%d" % n) * 64
+
+
+@pytest.fixture
+def compose(tmp_path, monkeypatch):
+    """variables for the compose kind on a fake docker; state(): the fake's state."""
+    bindir = tmp_path / "dockerbin"
+    bindir.mkdir()
+    (bindir / "docker").write_text(FAKE_DOCKER)
+    (bindir / "docker").chmod(0o755)
+    state_file = tmp_path / "docker.json"
+    state_file.write_text(json.dumps({
+        "images": [{"id": image_id(n), "tags": ["shop/web:%d" % n], "created": "2026-11-0%dT10:00:00.00000000Z" % n}
+                   for n in (1, 2, 3)] + [{"id": image_id(9), "tags": ["shop/db:15"], "created": "2026-11-05T10:00:00Z"}],
+        "running": {"web": image_id(3)}, "service_images": {"web": "shop/web:3"}}))
+    monkeypatch.setenv("FAKE_DOCKER_STATE", str(state_file))  # the runs' environment starts from os.environ
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "docker.log"))
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+    variables = {"sre_target_kind": "compose", "sre_app_name": "web", "sre_compose_project": "shop",
+                 "sre_compose_project_dir": str(tmp_path), "target_docker_host": "unix://%s/no-docker.sock" % tmp_path,
+                 "target_compose_command": ["docker", "compose"]}
+    yield variables, lambda: json.loads(state_file.read_text())
+
+
+def test_compose_image_history_gives_the_image_before_the_running_one(target, compose):
+    variables, state = compose
+    rc, changed, out, found = target("previous_release", variables, check=True)
+    assert rc == 0 and changed == 0, out[-4000:]
+    prev = found["previous"]
+    assert prev["id"] == image_id(2) and prev["source"] == "image_history", prev
+    assert prev["from"].startswith("from the image history (shop/web,"), prev
+    assert prev["release"]["images"] == {"web": {"image": "shop/web:3", "image_id": image_id(2)}}
+
+    rc, changed, out, found = target("rollback", variables)
+    assert rc == 0 and changed >= 1, out[-4000:]
+    assert "to %s (from the image history" % image_id(2) in out
+    assert state()["running"]["web"] == image_id(2)
+    rc, changed, out, found = target("rollback", variables)
+    assert rc == 0 and changed == 0 and "nothing to roll back" in out, out[-4000:]
+    assert state()["running"]["web"] == image_id(2)
+
+
+def test_compose_previous_tag_wins_over_the_image_history(target, compose, tmp_path):
+    variables, state = compose
+    doc = state()
+    doc["images"][0]["tags"].append("shop/web:previous")
+    (tmp_path / "docker.json").write_text(json.dumps(doc))
+    rc, changed, out, found = target("previous_release", variables, check=True)
+    prev = found["previous"]
+    assert rc == 0 and prev["id"] == image_id(1) and prev["source"] == "previous_tag", (prev, out[-3000:])
+    assert prev["from"] == "from the previous tag (shop/web:previous)"
+
+
+def test_compose_with_one_image_is_refused(target, compose, tmp_path):
+    variables, state = compose
+    doc = state()
+    doc["images"] = [i for i in doc["images"] if i["id"] in (image_id(3), image_id(9))]
+    (tmp_path / "docker.json").write_text(json.dumps(doc))
+    rc, changed, out, found = target("rollback", variables)
+    assert rc != 0 and changed == 0, out[-4000:]
+    assert "Nothing safe to roll back to for compose web" in out and "has nothing before the running image" in out
