@@ -410,3 +410,33 @@ def test_interrupted_run_leftovers_are_found_and_dealt_with(run, live):
                                " WHERE d.datname = '%s'" % kept[0]).strip()
     assert setting == "0"
     assert any(r["run"] == stamp and r["outcome"] == "interrupted" for r in run.runs())
+
+
+def test_killed_run_leaves_a_stale_lock_and_the_next_run_cleans_up(run, live, tmp_path):
+    """ansible-playbook killed (SIGKILL, with its workers) while pg_restore runs: the live data is intact, the lock
+    is reported stale (its process is gone) and kept; breaking it, the next run finds the half-restored copy,
+    drops it and restores."""
+    wrapper = tmp_path / "pg_restore_kills_ansible"
+    wrapper.write_text("#!/bin/bash\n%s --section=pre-data \"$@\"\n"
+                       "p=$PPID; pids=\"\"\n"
+                       "while [ \"${p:-1}\" -gt 1 ]; do pids=\"$pids $p\"\n"
+                       "  case \"$(ps -o args= -p $p)\" in *ansible-playbook*) break;; esac\n"
+                       "  p=$(ps -o ppid= -p $p | tr -d ' '); done\n"
+                       "kill -9 $pids\nsleep 30\n" % (run.cluster.bindir / "pg_restore"))
+    wrapper.chmod(0o755)
+    rc, out = run("db_restore", {"db_restore_pg_restore": str(wrapper)})
+    assert rc != 0, out
+    assert fingerprints(run.cluster, SHORT) == live["live"]
+    half = [n for n in names(run.cluster, SHORT) if n.startswith(SHORT + "_restore_")]
+    assert len(half) == 1 and run.lock.exists(), names(run.cluster, SHORT)
+    state = run.runs()[-1]
+    assert state["outcome"] == "running" and state["stage"] == "restoring" and state["restored_as"] == half[0]
+
+    rc, out = run("db_restore")
+    assert rc != 0 and "stale lock" in out and "is gone on this control host" in out, out
+    assert half[0] in names(run.cluster, SHORT)
+    rc, out = run("db_restore", {"db_restore_break_lock": True})
+    assert rc == 0 and "Left by an interrupted run" in out and half[0] in out, out
+    assert half[0] not in names(run.cluster, SHORT) and not run.lock.exists()
+    assert fingerprints(run.cluster, SHORT) == live["backup"]
+    assert [r["outcome"] for r in run.runs() if r["action"] == "restore"] == ["interrupted", "ok"]
