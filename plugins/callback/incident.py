@@ -121,6 +121,10 @@ except ImportError:  # removed in later ansible-core
 OPTION_DEFAULTS = {"dir": "./incidents", "webhook": None, "webhook_timeout": 5.0}
 AWX_VARS = ("awx_user_name", "awx_job_id", "awx_job_template_name", "awx_workflow_job_id", "awx_job_launch_type")
 STATE_FACTS = ("target_status", "sre_state")
+# Failure messages are cut to MESSAGE_LENGTH after scrubbing: cut before, a secret on the cut (a URL's password
+# without its @, the start of a known value) would no longer be recognised. RAW_MESSAGE_CAP bounds the memory.
+MESSAGE_LENGTH = 500
+RAW_MESSAGE_CAP = 100000
 
 
 def _vaulted(value):
@@ -347,12 +351,13 @@ class CallbackModule(CallbackBase):
                         state["after"] = value
         if outcome == "failed":
             self._counts["failures"] += 1
-            message = to_text(data.get("msg") or data.get("stderr") or "failed")[:500]
+            message = to_text(data.get("msg") or data.get("stderr") or "failed")[:RAW_MESSAGE_CAP]
             self._event("failure", message, host=host_name, task=task_name, ignored=ignore_errors)
         elif outcome == "unreachable":
             self._counts["unreachable"] += 1
             self._down.add(host_name)
-            self._event("unreachable", to_text(data.get("msg") or "unreachable")[:500], host=host_name, task=task_name)
+            self._event("unreachable", to_text(data.get("msg") or "unreachable")[:RAW_MESSAGE_CAP], host=host_name,
+                        task=task_name)
         elif data.get("changed"):
             self._counts["actions"] += 1
             self._event("action", "would change (check mode)" if self._check_mode() else "changed",
@@ -482,6 +487,9 @@ class CallbackModule(CallbackBase):
         if stats is not None:
             record["stats"] = {h: stats.summarize(h) for h in stats.processed}
         record = self._scrubber.data(_plain(record, self._scrubber))
+        for event in record["timeline"]:
+            if event.get("kind") in ("failure", "unreachable") and len(event.get("message") or "") > MESSAGE_LENGTH:
+                event["message"] = event["message"][:MESSAGE_LENGTH]
         record["communication"] = self._scrubber.data(communication(record))
         return record
 

@@ -15,6 +15,7 @@ IN_THE_PLAYBOOK = (
     "CanaryUrlPw-7f3a", "CanaryDsnPw-91c2", "Canary Dsn Quoted 55e1", BCRYPT, "CanaryAuthHeader-0d9e4c2b",
     "CanaryBearerTok-77aa11bb", "CanaryEnvSecret-3b8d", "CanaryJsonKey-6c1f", "CanaryStateUrl-c4e2",
     "CanaryStateDsn-a81f", "Q2FuYXJ5RmFpbEJhc2ljLTVlMGQ=", "CanaryFailPw-9b7c",
+    "CanaryCutPw",  # the start of a password on the 500-character cut of a failure message
 )
 # given as run parameters (extra vars whose names do not look secret, so only their shape gives them away)
 HOOK_USER = "svc-deploy via https://svc:CanaryHookPw-2e51@awx.example"
@@ -61,7 +62,9 @@ def test_pattern_secrets_never_reach_record_markdown_or_webhook(playbook_env, we
         "running": False, "release": "deployed from https://deploy:***@git.example/app.git",
         "command": "pg_restore -d 'host=db password=*** dbname=app'"}
     failure = [e for e in record["timeline"] if e["kind"] == "failure"]
-    assert failure and failure[0]["message"] == "restore failed: Authorization: Basic *** for mysql://root:***@db/app"
+    assert len(failure) == 2, failure
+    assert failure[0]["message"] == "restore failed: Authorization: Basic *** for mysql://root:***@db/app"
+    assert failure[1]["message"] == "x" * 470 + " postgresql://app:***@db/app"  # scrubbed, then cut to 500
     assert record["parameters"]["ticket_note"] == "restore from s3://backup:***@bucket/app.dump"
     assert record["operator"]["user"] == "svc-deploy via https://svc:***@awx.example"
     # the record is still readable: the severity, the notices and the Markdown say what happened
