@@ -6,7 +6,8 @@
 
 This file is the map and the import point; the code lives in one file per concern:
 
-* ``_dump_stream``: raw reading, sha256, decompression of gzip/bzip2/xz members, exact reads, DumpError;
+* ``_dump_stream``: raw reading, sha256, decompression of gzip/bzip2/xz members, exact reads, DumpError,
+  and Prefetch (at full depth, reading+sha256 and inflating each run in a thread: both release the GIL);
 * ``_dump_archive``: custom archives and the toc.dat of directory/tar dumps (header, TOC, data blocks);
 * ``_dump_plain``: plain SQL (header, COPY blocks, footer);
 * ``_dump_select``: which backup (newest match, history, checksum files);
@@ -64,6 +65,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._dump_plain import ( 
     COPY_LINE_RE,
     CREATE_DB_RE,
     CREATE_TABLE_RE,
+    COPY_SCAN_RE,
     FOOTER_RE,
     HEADER_RE,
     PlainScanner,
@@ -74,11 +76,14 @@ from ansible_collections.sre.runbooks.plugins.module_utils._dump_select import (
     read_checksum,
 )
 from ansible_collections.sre.runbooks.plugins.module_utils._dump_stream import (  # noqa: F401
+    CARRY_MAX,
     HAS_ISAL,
+    MAX_OUT,
     READ_SIZE,
     ByteStream,
     Decompressed,
     DumpError,
+    Prefetch,
     RawReader,
     _split_qualified,
     _unquote_ident,

@@ -38,6 +38,7 @@ TRAILER_LINE_RE = re.compile(rb"^(?:--.*|\s*|\\unrestrict \S+|\\connect .*)$")
 # block before it was cut): both in one pass over the inflated bytes, no copy of them
 COPY_SCAN_RE = re.compile(rb"\n(?:\\\.\n|COPY )")
 EDGE = 5                     # bytes kept across a chunk boundary inside COPY data: len(b"\nCOPY ") - 1
+SCAN_STEP = 256 << 10        # bytes searched per regex call: the GIL is held that long, the inflating thread waits
 
 
 class PlainScanner:
@@ -124,8 +125,20 @@ class PlainScanner:
         self.in_copy = None
         self.copy_blocks += 1
 
+    @staticmethod
+    def _search_copy(buf, start):
+        """COPY_SCAN_RE.search(buf, start), in steps of SCAN_STEP bytes (overlapping by a match length)."""
+        size = len(buf)
+        search = COPY_SCAN_RE.search
+        while True:
+            stop = start + SCAN_STEP
+            m = search(buf, start, stop + EDGE + 1)
+            if m is not None or stop >= size:
+                return m
+            start = stop
+
     def _scan_copy(self, buf, start, base):
-        m = COPY_SCAN_RE.search(buf, start)
+        m = self._search_copy(buf, start)
         while m is not None:
             hit = m.start()
             if m.end() - hit == 4:  # b"\n\\.\n"
@@ -141,7 +154,7 @@ class PlainScanner:
             if COPY_LINE_RE.match(buf, hit + 1, eol):
                 raise DumpError("copy_unterminated", "the COPY block of %s (from byte %d) has no '\\.' terminator "
                                 "before the next COPY at byte %d" % (self.in_copy, self.copy_start, base + hit + 1))
-            m = COPY_SCAN_RE.search(buf, eol)
+            m = self._search_copy(buf, eol)
         cut = max(len(buf) - EDGE, start)
         self.carry = buf[cut:]
         self.offset = base + cut

@@ -31,9 +31,9 @@ except ImportError:  # isal is optional: the standard zlib gives the same answer
     _fast_zlib = zlib
     HAS_ISAL = False
 
-READ_SIZE = 4 << 20          # raw read size (ISA-L inflates fastest with a few MiB per call)
-MAX_OUT = 8 << 20            # most bytes one decompress call may return (bounds memory)
-PREFETCH_DEPTH = 2           # chunks a Prefetch thread may hold ready (bounds memory: depth x chunk size)
+READ_SIZE = 1 << 20          # raw read size
+MAX_OUT = 2 << 20            # most bytes one decompress call may return (bounds memory; small chunks stay in cache)
+PREFETCH_DEPTH = 4           # chunks a Prefetch thread may hold ready (bounds memory: depth x chunk size)
 TAIL_KEEP = 64 << 10         # bytes of the end of a plain dump kept for the footer check
 HEAD_KEEP = 16 << 10         # bytes of the start of a plain dump kept for the header check
 CARRY_MAX = 64 << 10         # longest partial line carried between chunks inside COPY data
