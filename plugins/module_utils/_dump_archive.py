@@ -160,7 +160,7 @@ class _BlockInflater:
         if self._d is None:
             self.bytes_out += len(data)
             if data:
-                self.last = (self.last + data)[-8:]
+                self.last = (self.last + data[-8:])[-8:]
             return
         d = self._d
         if d.eof:
@@ -171,7 +171,7 @@ class _BlockInflater:
         while True:
             if out:
                 self.bytes_out += len(out)
-                self.last = (self.last + out)[-8:]
+                self.last = (self.last + out[-8:])[-8:]
             if d.eof:
                 if d.unused_data:
                     raise DumpError("data_block_corrupt", "bytes after the end of the compressed stream")

@@ -413,7 +413,7 @@ class Verifier:
             try:
                 for chunk in src:
                     total += len(chunk)
-                    last = (last + chunk)[-8:]
+                    last = (last + chunk[-8:])[-8:]
             except DumpError as exc:
                 raise DumpError("data_block_corrupt", "%s, data file %s: %s" % (_entry_name(entry), os.path.basename(found), exc.message))
         finally:
@@ -449,7 +449,7 @@ class Verifier:
                 last = b""
                 for piece in iter(lambda: handle.read(READ_SIZE), b""):
                     size += len(piece)
-                    last = (last + piece)[-8:]
+                    last = (last + piece[-8:])[-8:]
                 seen[member.name] = (size, last)
                 total += size
         except tarfile.TarError as exc:
