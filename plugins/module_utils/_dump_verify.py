@@ -15,6 +15,7 @@ __metaclass__ = type
 import datetime
 import os
 import stat
+import sys
 import tarfile
 import time
 
@@ -45,6 +46,10 @@ from ansible_collections.sre.runbooks.plugins.module_utils._dump_stream import (
 )
 
 FORMATS = ("auto", "plain", "custom", "directory", "tar")
+# While the reading and inflating threads run, the main thread scans and holds the GIL nearly all the time: a
+# thread coming back from a GIL-free call (read, sha256, inflate) waits for it up to the switch interval
+# (5 ms by default, longer than one call's work); a short interval hands it back within a scan step.
+SWITCH_INTERVAL = 0.0005
 TRIAL_KEYS = ("ok", "tables", "rows", "duration_s", "database", "skipped", "error", "missing", "cleanup_error")
 
 
@@ -209,10 +214,12 @@ class Verifier:
         quick = self.depth == "quick"
         reader = RawReader(chosen, hash_it=not quick)
         threads = []  # full depth: reading+sha256 and inflating each run in a thread (both release the GIL)
+        switch = sys.getswitchinterval()
         try:
             self.check("readable", True, "%d bytes" % st.st_size)
             raw = reader.chunks()
             if not quick and self.threads:
+                sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
                 threads.append(Prefetch(raw))
                 raw = iter(threads[-1])
             first = next(raw, b"")
@@ -270,6 +277,7 @@ class Verifier:
         finally:
             for thread in reversed(threads):
                 thread.close()
+            sys.setswitchinterval(switch)
             reader.close()
 
     def _detect_inner(self, data):
