@@ -222,6 +222,12 @@ def test_failed_health_after_swap_swaps_back(pg_cluster, app, backup_dir, live, 
     rc, out = run_playbook("db_restore", pg_cluster, app, {"db_restore_backup_dir": str(backup_dir),
                                                            "db_restore_health_url": app.url("/broken")}, tmp_path=tmp_path)
     assert rc != 0 and "Check the health URL" in out and "Swapped back" in out, out
+    # The restored copy (which the app may have written to) is kept under a _failed_ name, never dropped.
+    failed = [d for d in databases(pg_cluster) if d != LIVE]
+    assert len(failed) == 1 and failed[0].startswith(LIVE + "_failed_"), databases(pg_cluster)
+    pg_cluster.psql('ALTER DATABASE "%s" ALLOW_CONNECTIONS true' % failed[0])  # kept closed to connections
+    assert table_fingerprints(pg_cluster, failed[0]) == live["backup"]
+    pg_cluster.psql('DROP DATABASE "%s" WITH (FORCE)' % failed[0])
     assert_untouched(pg_cluster, app, live)
 
 
