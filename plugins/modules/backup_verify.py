@@ -19,7 +19,8 @@ description:
     the compression (gzip, bzip2, xz) from the content, never from the name.
   - With O(depth=full) every byte is read once, in constant memory whatever the size; the same pass computes
     the sha256. Reading with the sha256 and decompressing each run in a thread of their own (ISA-L through the
-    Python C(isal) package when it is installed, the standard zlib otherwise), beside the checks. Compressed streams are checked member by member (CRC and length of every gzip member), and
+    Python C(isal) package when it is installed, the standard zlib otherwise), beside the checks. Compressed
+    streams are checked member by member (CRC and length of every gzip member), and
     bytes after the last member are reported. Plain dumps must have the pg_dump header, every C(COPY) block
     ended by its C(\.) line and the C(-- PostgreSQL database dump complete) footer (the C(\restrict) and
     C(\unrestrict) lines of current pg_dump are allowed, not required). Custom archives are parsed (header,
