@@ -95,7 +95,7 @@ def test_remediate_from_a_dsn_gives_the_password_through_a_passfile(backup_env, 
         "stat -c %%a \"$PGPASSFILE\" > %(d)s/mode\nexec %(real)s \"$@\"\n" % {"d": tmp_path, "real": real})
     spy.chmod(0o755)
     dsn = "postgresql://%s:%s@%s:%d/%s" % (pg_cluster.user, quote(pg_cluster.password, safe=""), pg_cluster.host,
-                                          pg_cluster.port, source_db)
+                                           pg_cluster.port, source_db)
     rc, changed, out = run("backup_remediate", {"sre_db_dsn": dsn, "sre_db_host": "", "sre_db_port": 5432,
                                                 "sre_db_user": "", "sre_db_password": "", "sre_db_name": "",
                                                 "backup_pg_dump": str(spy), "sre_confirm": "yes"})
