@@ -41,7 +41,8 @@ def flat(text):
     return " ".join(text.split())
 
 
-def test_unreadable_free_space_is_in_the_plan(pg_cluster, app, backup_dir, live, remote_df, tmp_path):
+@pytest.mark.usefixtures("remote_df")
+def test_unreadable_free_space_is_in_the_plan(pg_cluster, app, backup_dir, live, tmp_path):
     rc, out = base.run_playbook("db_restore", pg_cluster, app, {"db_restore_backup_dir": str(backup_dir),
                                                                 "sre_confirm": "no"}, tmp_path=tmp_path)
     assert rc == 0 and "Not confirmed: nothing is changed" in out, out
@@ -51,7 +52,8 @@ def test_unreadable_free_space_is_in_the_plan(pg_cluster, app, backup_dir, live,
     base.assert_untouched(pg_cluster, app, live)
 
 
-def test_unreadable_free_space_refuses_a_confirmed_restore(pg_cluster, app, backup_dir, live, remote_df, tmp_path):
+@pytest.mark.usefixtures("remote_df")
+def test_unreadable_free_space_refuses_a_confirmed_restore(pg_cluster, app, backup_dir, live, tmp_path):
     rc, out = base.run_playbook("db_restore", pg_cluster, app, {"db_restore_backup_dir": str(backup_dir)},
                                 tmp_path=tmp_path)
     text = flat(out)
@@ -63,8 +65,8 @@ def test_unreadable_free_space_refuses_a_confirmed_restore(pg_cluster, app, back
 
 @pytest.mark.parametrize("override, shown", [({"db_restore_skip_disk_check": True}, "Disk: check skipped"),
                                              ({"db_restore_free_bytes": 10 ** 12}, "(db_restore_free_bytes)")])
-def test_unreadable_free_space_goes_ahead_when_told(pg_cluster, app, backup_dir, live, remote_df, tmp_path,
-                                                    override, shown):
+@pytest.mark.usefixtures("remote_df")
+def test_unreadable_free_space_goes_ahead_when_told(pg_cluster, app, backup_dir, live, tmp_path, override, shown):
     rc, out = base.run_playbook("db_restore", pg_cluster, app, dict(override, db_restore_backup_dir=str(backup_dir)),
                                 tmp_path=tmp_path)
     assert rc == 0, out
