@@ -2,7 +2,11 @@
 # Copyright (c) sre.runbooks contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Render awx/catalog.yml into the AWX data and the EDA rulebook: python awx/render.py [--check]."""
+"""Render awx/catalog.yml into the AWX data, the EDA rulebook and the Prometheus alert rules.
+
+python awx/render.py [--check]. The rules (extensions/prometheus/rules/<runbook>.yml) come from the
+catalog's alert names and awx/alerts.yml (when each alert fires).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 from ansible_collections.sre.runbooks.plugins.plugin_utils import _awx_catalog as cat  # noqa: E402  pylint: disable=wrong-import-position
 
 HEADER = "---\n# GENERATED from awx/catalog.yml by `python awx/render.py`: edit the catalog, not this file.\n"
+RULES_HEADER = ("---\n# GENERATED from awx/catalog.yml and awx/alerts.yml by `python awx/render.py`: edit those, not this file.\n"
+                "# Labels the EDA rulebook reads: alertname, instance (the host, port stripped); app, runbook, signal, severity for people.\n")
+RULES_DIR = os.path.join(ROOT, "extensions", "prometheus", "rules")
 
 
 class _Dumper(yaml.SafeDumper):
@@ -27,24 +34,140 @@ class _Dumper(yaml.SafeDumper):
         return super().increase_indent(flow, False)
 
 
-def outputs(catalog):
-    return {
+def outputs(catalog, alerts=None):
+    result = {
         os.path.join(HERE, "generated", "job_templates.yml"): {"sre_awx_job_templates": cat.job_templates(catalog)},
         os.path.join(HERE, "generated", "workflow_job_templates.yml"): {"sre_awx_workflows": cat.workflows(catalog)},
         os.path.join(ROOT, "extensions", "eda", "rulebooks", "alertmanager.yml"): cat.rulebook(catalog),
     }
+    if alerts is None:
+        alerts = load_alerts()
+    for runbook, groups in prometheus_rules(catalog, alerts).items():
+        result[os.path.join(RULES_DIR, "%s.yml" % runbook)] = groups
+    return result
 
 
-def render(data):
-    return HEADER + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=150, default_flow_style=False)
+class _RulesDumper(_Dumper):
+    """Multi-line strings (long PromQL expressions) as literal blocks."""
+
+
+_RulesDumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+
+
+def render(data, header=HEADER, dumper=_Dumper):
+    return header + yaml.dump(data, Dumper=dumper, sort_keys=False, width=150, default_flow_style=False)
+
+
+# --- Prometheus alert rules -------------------------------------------------------------------------
+
+class AlertsError(ValueError):
+    """awx/alerts.yml and awx/catalog.yml disagree, or alerts.yml is malformed."""
+
+
+def load_alerts(path=os.path.join(HERE, "alerts.yml")):
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def catalog_alerts(catalog):
+    """{alert name: runbook} for every alert name the catalog lists."""
+    names = {}
+    for runbook, data in sorted(catalog["runbooks"].items()):
+        for name in (data.get("alerts") or {}).get("names", []):
+            if name in names:
+                raise AlertsError("alert %s is listed by two runbooks: %s and %s" % (name, names[name], runbook))
+            names[name] = runbook
+    return names
+
+
+def alert_runbooks(catalog, alerts):
+    """{alert name: runbook} for every alert that gets rules: the catalog's, plus pending_catalog's."""
+    names = catalog_alerts(catalog)
+    defined = alerts.get("alerts") or {}
+    missing = sorted(set(names) - set(defined))
+    if missing:
+        raise AlertsError("awx/alerts.yml has no rule for the catalog's alert(s): %s" % ", ".join(missing))
+    pending = alerts.get("pending_catalog") or {}
+    result = dict(names)
+    for name, runbook in sorted(pending.items()):
+        if name in names and names[name] != runbook:
+            raise AlertsError("pending_catalog puts %s under %s, the catalog under %s" % (name, runbook, names[name]))
+        result.setdefault(name, runbook)
+    extra = sorted(set(defined) - set(result))
+    if extra:
+        raise AlertsError("awx/alerts.yml defines alert(s) neither in awx/catalog.yml nor in pending_catalog: %s"
+                          % ", ".join(extra))
+    return result
+
+
+def _fill(text, threshold, app_matcher):
+    text = str(text).replace("{threshold}", "%s" % threshold)
+    if app_matcher is None:
+        return text
+    return text.replace(", {app}", ", " + app_matcher if app_matcher else "").replace("{app}", app_matcher)
+
+
+def _rule(name, runbook, severity, spec, threshold, app_matcher, scope=None):
+    where = "%s (%s)" % (name, spec.get("signal"))
+    for key in ("signal", "expr", "summary", "description"):
+        if not spec.get(key):
+            raise AlertsError("awx/alerts.yml: %s needs %s" % (where, key))
+    expr = "\n".join(line.rstrip() for line in _fill(spec["expr"], threshold, app_matcher).strip().splitlines())
+    if "{threshold}" in spec["expr"] and threshold is None:
+        raise AlertsError("awx/alerts.yml: %s uses {threshold} but sets no threshold" % where)
+    if "{app}" in expr:
+        raise AlertsError("awx/alerts.yml: %s uses {app} without per_app" % where)
+    rule = {"alert": name, "expr": expr}
+    if spec.get("for"):
+        rule["for"] = spec["for"]
+    rule["labels"] = {"severity": spec.get("severity", severity), "runbook": runbook, "signal": spec["signal"]}
+    if scope:  # per-app thresholds: tells the rules apart (promtool lint) and says which threshold fired
+        rule["labels"]["threshold_scope"] = scope
+    rule["annotations"] = {"summary": _fill(spec["summary"], threshold, None),
+                           "description": _fill(spec["description"], threshold, None)}
+    return rule
+
+
+def prometheus_rules(catalog, alerts):
+    """{runbook: Prometheus rule file data}: one group per runbook, its alerts in catalog order."""
+    runbook_of = alert_runbooks(catalog, alerts)
+    order = list(catalog_alerts(catalog)) + sorted(set(runbook_of) - set(catalog_alerts(catalog)))
+    files = {}
+    for name in order:
+        runbook = runbook_of[name]
+        entry = alerts["alerts"][name]
+        severity = entry.get("severity")
+        if severity not in ("critical", "warning", "info"):
+            raise AlertsError("awx/alerts.yml: %s needs severity critical, warning or info" % name)
+        rules = files.setdefault(runbook, [])
+        for spec in entry.get("rules") or []:
+            per_app = spec.get("per_app") or {}
+            threshold = spec.get("threshold")
+            if not per_app:
+                rules.append(_rule(name, runbook, severity, spec, threshold, None if "{app}" not in spec["expr"] else ""))
+                continue
+            for app, app_threshold in per_app.items():
+                rules.append(_rule(name, runbook, severity, spec, app_threshold, 'app="%s"' % app, app))
+            rules.append(_rule(name, runbook, severity, spec, threshold, 'app!~"%s"' % "|".join(per_app), "default"))
+        if not entry.get("rules"):
+            raise AlertsError("awx/alerts.yml: %s has no rules" % name)
+    return {runbook: {"groups": [{"name": "sre.runbooks.%s" % runbook, "rules": rules}]}
+            for runbook, rules in sorted(files.items())}
 
 
 def main(argv):
     with open(os.path.join(HERE, "catalog.yml"), encoding="utf-8") as handle:
         catalog = yaml.safe_load(handle)
+    try:
+        generated = outputs(catalog)
+    except AlertsError as error:
+        print("ERROR: %s" % error, file=sys.stderr)
+        return 2
     stale = []
-    for path, data in outputs(catalog).items():
-        text = render(data)
+    for path, data in generated.items():
+        rules = path.startswith(RULES_DIR + os.sep)
+        text = render(data, RULES_HEADER, _RulesDumper) if rules else render(data)
         current = None
         if os.path.exists(path):
             with open(path, encoding="utf-8") as handle:
