@@ -20,6 +20,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import Findings, fail_message, should_fail
@@ -223,3 +225,51 @@ class PgJob(object):
 
     def failure_message(self, exc):
         return "%s: %s" % (getattr(exc, "what", None) or self.what, str(exc).strip())
+
+
+# ---------------------------------------------------------------------- protected sessions (pg_triage, pg_slow_queries)
+
+# Sessions never ended nor cancelled: backups, migrations, replication clients, told by their application_name or
+# by their query (fnmatch patterns, case-insensitive). The options protected_applications and protected_queries
+# (plugins/doc_fragments/pg_protected.py) default to these.
+PROTECTED_APPLICATIONS = [
+    "pg_dump*", "pg_dumpall*", "pg_restore*", "pg_basebackup*", "pgbackrest*", "barman*", "wal-g*", "pg_probackup*",
+    "*migrat*", "alembic*", "flyway*", "liquibase*", "sqitch*", "dbmate*", "goose*",
+    "*walsender*", "walreceiver*", "pg_receivewal*", "pg_recvlogical*", "*replication*",
+]
+PROTECTED_QUERIES = [
+    "*_prisma_migrations*", "*knex_migrations*", "*alembic_version*", "*flyway_schema_history*",
+    "*schema_migrations*", "*databasechangelog*", "*django_migrations*", "*sequelizemeta*", "*goose_db_version*",
+    "*pg_advisory_lock(72707369)*", "*pg_backup_start*", "*pg_start_backup*", "*base_backup*",
+    "*start_replication*", "copy * to stdout*",
+]
+
+
+def protected_argument_spec():
+    """The options protected_applications and protected_queries, as documented by the pg_protected fragment."""
+    return dict(
+        protected_applications=dict(type="list", elements="str", default=list(PROTECTED_APPLICATIONS)),
+        protected_queries=dict(type="list", elements="str", default=list(PROTECTED_QUERIES)),
+    )
+
+
+def protected_reason(application, raw_query, application_patterns, query_patterns):
+    """Why a session must never be ended nor cancelled ("application_name 'pg_dump' matches 'pg_dump*'"), None
+    when it may be.
+
+    ``raw_query`` is the query text as the server has it (pg_stat_activity.query), never the one redacted for the
+    report: a pattern may name a literal (the advisory lock key of a migration tool, a backup's COPY target, a
+    marker comment or string), which the redacted text has replaced by ?. White space is collapsed here; the
+    reason names the pattern, never the text.
+    """
+    app = (application or "").lower()
+    if app:
+        for pattern in application_patterns or ():
+            if fnmatch.fnmatchcase(app, str(pattern).lower()):
+                return "application_name %r matches %r" % (application, pattern)
+    text = " ".join((raw_query or "").lower().split())
+    if text:
+        for pattern in query_patterns or ():
+            if fnmatch.fnmatchcase(text, str(pattern).lower()):
+                return "query matches %r" % (pattern,)
+    return None

@@ -16,8 +16,7 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgJob
-from ansible_collections.sre.runbooks.plugins.module_utils._triage import protected_reason
+from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgJob, protected_reason
 
 try:
     import psycopg2
@@ -89,7 +88,8 @@ def cancel_targets(rows, cancel_after, include_superusers=False, databases=(), u
     rows are the module's activity rows (dicts with pid, backend_type, state, duration_s, superuser, database,
     user, application, query); the module's own backend is never in them. Longest running first. Sessions whose
     application_name or query matches the protected patterns (backups, migrations, replication clients) are
-    left out, and appended to spared as (row, reason) when it is a list.
+    left out, and appended to spared as (row, reason) when it is a list. The query of a row is the text as the
+    server has it, never the redacted one of the report (protected_reason).
     """
     out = []
     for row in rows:
@@ -298,8 +298,9 @@ class SlowQueries(PgJob):
             row["duration_s"] = _round(row["duration_s"])
             row["wait_event"] = ("%s:%s" % (row["wait_event_type"], row["wait_event"])) if row["wait_event"] else None
             row["blocked_by"] = sorted(row["blocked_by"] or [])
-            row["query"] = self._clean(row["query"])
-        self.result["active"] = [dict((k, r[k]) for k in ACTIVE_KEYS) for r in self.rows[:self.params["active_limit"]]]
+        # the rows keep the query as read (protected_queries match it); the result has it cleaned (redacted)
+        self.result["active"] = [dict([(k, r[k]) for k in ACTIVE_KEYS], query=self._clean(r["query"]))
+                                 for r in self.rows[:self.params["active_limit"]]]
         add, lim = self.findings.add, self.limits
         long_running = [r["pid"] for r in self.rows if (r["duration_s"] or 0) > lim["long_query_after"]]
         if long_running:

@@ -13,10 +13,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import fnmatch
 import time
 
-from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgJob
+from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import (  # noqa: F401 (PROTECTED_*: the defaults)
+    PROTECTED_APPLICATIONS,
+    PROTECTED_QUERIES,
+    PgJob,
+    protected_reason,
+)
+from ansible_collections.sre.runbooks.plugins.module_utils._slow_queries import clean_query
 
 CLIENT = "client"
 HIDDEN = "hidden"
@@ -142,37 +147,6 @@ def build_chains(rows, lock_modes=None):
 
 TERMINATE_KINDS = ["idle", "idle_in_transaction", "long_running", "blockers"]
 
-# Sessions never ended nor cancelled (pg_triage and pg_slow_queries): backups, migrations, replication clients,
-# told by their application_name or by their query (fnmatch patterns, case-insensitive). The modules' options
-# protected_applications and protected_queries default to these.
-PROTECTED_APPLICATIONS = [
-    "pg_dump*", "pg_dumpall*", "pg_restore*", "pg_basebackup*", "pgbackrest*", "barman*", "wal-g*", "pg_probackup*",
-    "*migrat*", "alembic*", "flyway*", "liquibase*", "sqitch*", "dbmate*", "goose*",
-    "*walsender*", "walreceiver*", "pg_receivewal*", "pg_recvlogical*", "*replication*",
-]
-PROTECTED_QUERIES = [
-    "*_prisma_migrations*", "*knex_migrations*", "*alembic_version*", "*flyway_schema_history*",
-    "*schema_migrations*", "*databasechangelog*", "*django_migrations*", "*sequelizemeta*", "*goose_db_version*",
-    "*pg_advisory_lock(72707369)*", "*pg_backup_start*", "*pg_start_backup*", "*base_backup*",
-    "*start_replication*", "copy * to stdout*",
-]
-
-
-def protected_reason(application, query, application_patterns, query_patterns):
-    """Why a session must never be ended ("application_name 'pg_dump' matches 'pg_dump*'"), None when it may be."""
-    app = (application or "").lower()
-    if app:
-        for pattern in application_patterns or ():
-            if fnmatch.fnmatchcase(app, str(pattern).lower()):
-                return "application_name %r matches %r" % (application, pattern)
-    text = " ".join((query or "").lower().split())
-    if text:
-        for pattern in query_patterns or ():
-            if fnmatch.fnmatchcase(text, str(pattern).lower()):
-                return "query matches %r" % (pattern,)
-    return None
-
-
 APPLICATION_NAME = "sre.runbooks pg_triage"
 HIDDEN_KEY = "unknown (insufficient privilege)"
 
@@ -188,8 +162,11 @@ SETTINGS_SQL = """SELECT current_setting('server_version'),
                  FROM pg_prepared_xacts), '[]'::json)"""
 
 # pg_locks is read once for all waiting pids (a per-row subquery would read the whole lock table per backend:
-# 16 ms instead of 4 ms with 500 backends)
-ACTIVITY_SQL = """WITH w AS (SELECT pid, array_agg(DISTINCT mode::text) AS modes FROM pg_locks WHERE NOT granted GROUP BY pid)
+# 16 ms instead of 4 ms with 500 backends). {waitstart}: when the pid began to wait for its lock (PostgreSQL 14+
+# has pg_locks.waitstart; before, the wait is taken as the time since its query began). The query text is read
+# whole, as the server has it: protected_queries match it; only the redacted, cut text is returned.
+ACTIVITY_SQL = """WITH w AS (SELECT pid, array_agg(DISTINCT mode::text) AS modes, {waitstart} AS waitstart
+           FROM pg_locks WHERE NOT granted GROUP BY pid)
 SELECT a.pid, a.usename, a.datname, a.application_name,
        CASE WHEN a.client_addr IS NOT NULL THEN host(a.client_addr)
             WHEN a.client_port = -1 THEN 'local' END,
@@ -197,18 +174,21 @@ SELECT a.pid, a.usename, a.datname, a.application_name,
        EXTRACT(EPOCH FROM clock_timestamp() - a.state_change)::float8,
        EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float8,
        EXTRACT(EPOCH FROM clock_timestamp() - a.query_start)::float8,
-       a.wait_event_type, a.wait_event, left(a.query, 200),
+       a.wait_event_type, a.wait_event, a.query,
        pg_blocking_pids(a.pid),
        COALESCE(r.rolsuper, false),
        w.modes,
        a.datid, a.usesysid,
-       a.backend_start, a.query_start
+       a.backend_start, a.query_start,
+       EXTRACT(EPOCH FROM clock_timestamp() - w.waitstart)::float8
 FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid LEFT JOIN w ON w.pid = a.pid
 ORDER BY a.pid"""
+WAITSTART = "min(waitstart)"  # PostgreSQL 14+
+NO_WAITSTART = "NULL::timestamptz"
 
 ACTIVITY_COLUMNS = ("pid", "user", "database", "application", "client", "state", "backend_type", "state_s", "xact_s",
                     "query_s", "wait_event_type", "wait_event", "query", "blocking_pids", "superuser", "waiting_modes",
-                    "datid", "usesysid", "backend_start", "query_start")
+                    "datid", "usesysid", "backend_start", "query_start", "lock_wait_s")
 SESSION_KEYS = ("pid", "user", "database", "application", "client", "state", "duration_s", "xact_duration_s",
                 "wait_event", "query")
 PLAN_KEYS = ("pid", "kind", "user", "database", "application", "state", "duration_s")
@@ -244,16 +224,13 @@ def _count(counter, key):
     counter[key] = counter.get(key, 0) + 1
 
 
-QUERY_LENGTH = 200  # as ACTIVITY_SQL's left(a.query, 200)
+QUERY_LENGTH = 200  # returned query texts are cut to this
 
 
 def redact_query(text):
     """A query text as the module returns it: literals replaced by ? and white space collapsed, by the one
-    redaction of pg_slow_queries (a string cut off by left(query, 200) is redacted too). The sessions' own rows
-    keep the text as read: protected_queries patterns match it."""
-    # imported here, not at the top: _slow_queries imports protected_reason from this module
-    from ansible_collections.sre.runbooks.plugins.module_utils._slow_queries import clean_query
-
+    redaction of pg_slow_queries, then cut to QUERY_LENGTH (a string cut off by the cut is redacted all the same).
+    The sessions' own rows keep the text as read: protected_queries patterns match it (protected_reason)."""
     return clean_query(text, QUERY_LENGTH, redact=True)
 
 
@@ -283,10 +260,46 @@ def classify(rows, own_pid, limits):
     chains = build_chains([(r["pid"], r["blocking_pids"]) for r in rows if r["pid"] != own_pid],
                           dict((r["pid"], r["waiting_modes"]) for r in rows))
     # every chain is listed, however short the wait: blocked_after decides the severity of its finding (and
-    # which roots terminate=blockers may end), wait_s is the longest wait of its blocked sessions
+    # which roots terminate=blockers may end). wait_s is the longest lock wait of its blocked sessions,
+    # blocking_s how long its root has blocked: the longest wait of the sessions waiting on the root itself
     for chain in chains:
-        chain["wait_s"] = _round(max([by_pid.get(p, {}).get("query_s") or 0 for p in chain["blocked_pids"]] or [0]))
+        root = chain["root_pid"]
+        waits = [lock_wait(by_pid.get(p, {})) for p in chain["blocked_pids"]]
+        direct = [lock_wait(by_pid[p]) for p in chain["blocked_pids"]
+                  if p in by_pid and root in (by_pid[p]["blocking_pids"] or ())]
+        chain["wait_s"] = _round(max(waits or [0]))
+        chain["blocking_s"] = _round(max(direct or [0]))
     return sessions, chains
+
+
+def lock_wait(row):
+    """Seconds the session of an activity row has waited for its lock, 0 when it waits for no one.
+
+    pg_locks.waitstart (PostgreSQL 14+; a wait of a moment may not have it yet: 0) or, on older servers, the time
+    since its query began (row["lock_wait_s"] is then None and row["waitstart_known"] False).
+    """
+    if not row.get("blocking_pids"):
+        return 0.0
+    if row.get("lock_wait_s") is not None:
+        return float(row["lock_wait_s"])
+    if row.get("waitstart_known", True):
+        return 0.0
+    return float(row.get("query_s") or 0)
+
+
+def root_blockers(chains, by_pid, blocked_after):
+    """The root pids terminate=blockers may end: a root that blocks others while it waits for no one (never a
+    session queued behind another, nor one of a deadlock cycle) and has blocked for longer than blocked_after
+    seconds (the chain's blocking_s). A root missing from by_pid (a prepared transaction's pid 0) is never one."""
+    out = []
+    for chain in chains:
+        root = by_pid.get(chain["root_pid"])
+        if root is None or root.get("blocking_pids"):
+            continue
+        if (chain.get("blocking_s") or 0) <= blocked_after:
+            continue
+        out.append(chain["root_pid"])
+    return out
 
 
 class Triage(PgJob):
@@ -298,14 +311,18 @@ class Triage(PgJob):
     def __init__(self, pg, limits):
         super(Triage, self).__init__(pg, limits)
         self.own_pid = None
+        self.version_num = None
         self.rows = {}
         self.targets_rows = dict(idle=[], idle_in_transaction=[], long_running=[])
         self.protected = {}  # pid -> (row, reason): sessions chosen but never ended (backups, migrations...)
 
     def activity(self):
-        rows = [dict(zip(ACTIVITY_COLUMNS, row)) for row in self.sql(ACTIVITY_SQL)]
+        waitstart = (self.version_num or 0) >= 140000
+        query = ACTIVITY_SQL.format(waitstart=WAITSTART if waitstart else NO_WAITSTART)
+        rows = [dict(zip(ACTIVITY_COLUMNS, row)) for row in self.sql(query)]
         for row in rows:
             row["kind"] = backend_kind(row["backend_type"], row["datid"], row["usesysid"])
+            row["waitstart_known"] = waitstart
         return rows
 
     def steps(self):
@@ -318,7 +335,7 @@ class Triage(PgJob):
 
     def gather(self):
         res, lim, add = self.result, self.limits, self.findings.add
-        version, dummy, max_conn, reserved, self.own_pid, prepared = self.sql(SETTINGS_SQL)[0]
+        version, self.version_num, max_conn, reserved, self.own_pid, prepared = self.sql(SETTINGS_SQL)[0]
         rows = self.activity()
         res.update(server_version=version, max_connections=max_conn, reserved_connections=reserved)
         # other roles' sessions the login may not inspect (HIDDEN) take connection slots all the same
@@ -385,12 +402,11 @@ class Triage(PgJob):
                 for row in sessions[kind]:
                     picked[row["pid"]] = dict(row, plan_kind=kind)
         if "blockers" in kinds:
-            for chain in blocking:
-                if chain["wait_s"] <= self.limits["blocked_after"]:
-                    continue  # a short wait is listed, its root is not ended
-                row = self.rows.get(chain["root_pid"])
-                if row and row["pid"] not in picked:
-                    picked[row["pid"]] = dict(row, plan_kind="blocker")
+            # only a root that waits for no one, blocking for longer than blocked_after: never a victim queued
+            # behind it, never a root that only just began to block (its chain is listed all the same)
+            for pid in root_blockers(blocking, self.rows, self.limits["blocked_after"]):
+                if pid not in picked:
+                    picked[pid] = dict(self.rows[pid], plan_kind="blocker")
         p = self.params
         out = {}
         self.protected = {}

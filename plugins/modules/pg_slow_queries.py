@@ -102,30 +102,6 @@ options:
         warning C(terminate_limit) finding. The same cap as M(sre.runbooks.pg_triage)'s.
     type: int
     default: 50
-  protected_applications:
-    description:
-      - Queries of sessions whose C(application_name) matches one of these shell patterns (case-insensitive) are
-        never cancelled nor terminated, such as backups (C(pg_dump), C(pg_basebackup), pgBackRest, Barman, WAL-G),
-        migrations (any name with C(migrat), Alembic, Flyway, Liquibase, Sqitch, dbmate, goose) and replication
-        clients. The same default as M(sre.runbooks.pg_triage)'s.
-      - V([]) protects no application name.
-    type: list
-    elements: str
-    default: ["pg_dump*", "pg_dumpall*", "pg_restore*", "pg_basebackup*", "pgbackrest*", "barman*", "wal-g*",
-              "pg_probackup*", "*migrat*", "alembic*", "flyway*", "liquibase*", "sqitch*", "dbmate*", "goose*",
-              "*walsender*", "walreceiver*", "pg_receivewal*", "pg_recvlogical*", "*replication*"]
-  protected_queries:
-    description:
-      - Queries matching one of these shell patterns (case-insensitive; the query as cleaned for the report, white
-        space collapsed) are never cancelled nor terminated, such as the history tables and locks of migration
-        tools, base backups, replication and C(pg_dump)'s C(COPY ... TO stdout).
-      - V([]) protects no query.
-    type: list
-    elements: str
-    default: ["*_prisma_migrations*", "*knex_migrations*", "*alembic_version*", "*flyway_schema_history*",
-              "*schema_migrations*", "*databasechangelog*", "*django_migrations*", "*sequelizemeta*",
-              "*goose_db_version*", "*pg_advisory_lock(72707369)*", "*pg_backup_start*", "*pg_start_backup*",
-              "*base_backup*", "*start_replication*", "copy * to stdout*"]
   databases:
     description: Only cancel queries in these databases (all by default).
     type: list
@@ -155,6 +131,7 @@ options:
     default: never
 extends_documentation_fragment:
   - sre.runbooks.postgres
+  - sre.runbooks.pg_protected
 notes:
   - C(pg_stat_statements) needs C(shared_preload_libraries = 'pg_stat_statements') and
     C(CREATE EXTENSION pg_stat_statements) in the database the module connects to; it covers every database.
@@ -289,14 +266,14 @@ error:
 """
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import FAIL_ON_CHOICES, parse_duration
-from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgModule
+from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgModule, protected_argument_spec
 from ansible_collections.sre.runbooks.plugins.module_utils._slow_queries import ORDER_COLUMNS, SlowQueries, empty_result
-from ansible_collections.sre.runbooks.plugins.module_utils._triage import PROTECTED_APPLICATIONS, PROTECTED_QUERIES
 
 
 def argument_spec():
     """The options of the module; PgModule merges them with postgres_argument_spec() (the connection)."""
-    return dict(
+    spec = protected_argument_spec()  # protected_applications, protected_queries (doc fragment pg_protected)
+    spec.update(
         top=dict(type="int", default=10),
         order_by=dict(type="str", choices=list(ORDER_COLUMNS), default="total_time"),
         query_length=dict(type="int", default=200),
@@ -309,14 +286,13 @@ def argument_spec():
         terminate_if_cancel_fails=dict(type="bool", default=False),
         include_superusers=dict(type="bool", default=False),
         terminate_limit=dict(type="int", default=50),
-        protected_applications=dict(type="list", elements="str", default=list(PROTECTED_APPLICATIONS)),
-        protected_queries=dict(type="list", elements="str", default=list(PROTECTED_QUERIES)),
         databases=dict(type="list", elements="str", default=[]),
         users=dict(type="list", elements="str", default=[]),
         applications=dict(type="list", elements="str", default=[]),
         log_min_duration_statement=dict(type="int"),
         fail_on=dict(type="str", choices=FAIL_ON_CHOICES, default="never"),
     )
+    return spec
 
 
 def check_options(p):

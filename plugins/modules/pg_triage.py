@@ -66,7 +66,11 @@ options:
     description:
       - A blocking chain is a V(warning) finding when one of its sessions has waited for a lock for longer than
         this, otherwise an V(info) one; every chain is listed in RV(blocking) either way.
-      - O(terminate=blockers) ends only the roots of chains that waited for longer than this.
+      - O(terminate=blockers) ends only root blockers (a session that blocks others and waits for no lock itself)
+        that have blocked for longer than this (C(blocking_s) of RV(blocking), the longest wait of the sessions
+        waiting on the root itself); never a session queued behind another, nor one of a deadlock cycle.
+      - A wait is measured from C(pg_locks.waitstart) (PostgreSQL 14+), on older servers from the waiting query's
+        start.
     type: str
     default: 1m
   saturation_warning:
@@ -81,7 +85,7 @@ options:
     description:
       - Kinds of sessions to end. The default (none) only reads.
       - V(idle), V(idle_in_transaction) and V(long_running) are the sessions of RV(sessions); V(blockers) are the
-        root pids of RV(blocking) whose chain waited for longer than O(blocked_after).
+        root pids of RV(blocking) that wait for no lock themselves and have blocked for longer than O(blocked_after).
     type: list
     elements: str
     choices: [idle, idle_in_transaction, long_running, blockers]
@@ -115,30 +119,6 @@ options:
     description: Also end superusers' sessions.
     type: bool
     default: false
-  protected_applications:
-    description:
-      - Sessions whose C(application_name) matches one of these shell patterns (case-insensitive) are never ended, such as
-        backups (C(pg_dump), C(pg_basebackup), pgBackRest, Barman, WAL-G), migrations (any name with C(migrat),
-        Alembic, Flyway, Liquibase, Sqitch, dbmate, goose) and replication clients.
-      - V([]) protects no application name.
-    type: list
-    elements: str
-    default: ["pg_dump*", "pg_dumpall*", "pg_restore*", "pg_basebackup*", "pgbackrest*", "barman*", "wal-g*",
-              "pg_probackup*", "*migrat*", "alembic*", "flyway*", "liquibase*", "sqitch*", "dbmate*", "goose*",
-              "*walsender*", "walreceiver*", "pg_receivewal*", "pg_recvlogical*", "*replication*"]
-  protected_queries:
-    description:
-      - Sessions whose query (the running one, or the last one of an idle session; white space collapsed) matches
-        one of these shell patterns (case-insensitive) are never ended, such as the history tables and locks of migration
-        tools (Prisma, Knex, Alembic, Flyway, Rails/golang-migrate, Liquibase, Django, Sequelize, goose), base
-        backups, replication and C(pg_dump)'s C(COPY ... TO stdout).
-      - V([]) protects no query.
-    type: list
-    elements: str
-    default: ["*_prisma_migrations*", "*knex_migrations*", "*alembic_version*", "*flyway_schema_history*",
-              "*schema_migrations*", "*databasechangelog*", "*django_migrations*", "*sequelizemeta*",
-              "*goose_db_version*", "*pg_advisory_lock(72707369)*", "*pg_backup_start*", "*pg_start_backup*",
-              "*base_backup*", "*start_replication*", "copy * to stdout*"]
   fail_on:
     description: Fail the task when the status reaches this level (V(unreachable) counts as critical).
     type: str
@@ -146,6 +126,7 @@ options:
     default: never
 extends_documentation_fragment:
   - sre.runbooks.postgres
+  - sre.runbooks.pg_protected
 notes:
   - Ending other users' sessions needs a superuser or a member of C(pg_signal_backend); seeing their state and
     queries needs C(pg_read_all_stats) or C(pg_monitor) (or a superuser).
@@ -243,9 +224,10 @@ sessions:
       elements: dict
 blocking:
   description:
-    - Every blocking chain, however short the wait, as C({root_pid, blocked_pids, depth, lock_modes, wait_s});
-      C(depth) is the longest wait path from the root (A blocks B blocks C is 2), C(lock_modes) the modes the
-      blocked sessions wait for, C(wait_s) the longest wait of its blocked sessions in seconds.
+    - Every blocking chain, however short the wait, as C({root_pid, blocked_pids, depth, lock_modes, wait_s,
+      blocking_s}); C(depth) is the longest wait path from the root (A blocks B blocks C is 2), C(lock_modes) the
+      modes the blocked sessions wait for, C(wait_s) the longest lock wait of its blocked sessions in seconds,
+      C(blocking_s) how long the root has blocked (the longest wait of the sessions waiting on the root itself).
   returned: always
   type: list
   elements: dict
@@ -291,19 +273,14 @@ error:
 """
 
 from ansible_collections.sre.runbooks.plugins.module_utils._common import FAIL_ON_CHOICES, parse_duration
-from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgModule
-from ansible_collections.sre.runbooks.plugins.module_utils._triage import (
-    PROTECTED_APPLICATIONS,
-    PROTECTED_QUERIES,
-    TERMINATE_KINDS,
-    Triage,
-    empty_result,
-)
+from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgModule, protected_argument_spec
+from ansible_collections.sre.runbooks.plugins.module_utils._triage import TERMINATE_KINDS, Triage, empty_result
 
 
 def argument_spec():
     """The options of the module; PgModule merges them with postgres_argument_spec() (the connection)."""
-    return dict(
+    spec = protected_argument_spec()  # protected_applications, protected_queries (doc fragment pg_protected)
+    spec.update(
         idle_after=dict(type="str", default="30m"),
         idle_in_transaction_after=dict(type="str", default="5m"),
         long_query_after=dict(type="str", default="5m"),
@@ -317,10 +294,9 @@ def argument_spec():
         users=dict(type="list", elements="str", default=[]),
         applications=dict(type="list", elements="str", default=[]),
         include_superusers=dict(type="bool", default=False),
-        protected_applications=dict(type="list", elements="str", default=list(PROTECTED_APPLICATIONS)),
-        protected_queries=dict(type="list", elements="str", default=list(PROTECTED_QUERIES)),
         fail_on=dict(type="str", choices=FAIL_ON_CHOICES, default="never"),
     )
+    return spec
 
 
 def main():
