@@ -11,6 +11,7 @@ catalog's alert names and awx/alerts.yml (when each alert fires).
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import yaml
@@ -25,6 +26,9 @@ HEADER = "---\n# GENERATED from awx/catalog.yml by `python awx/render.py`: edit 
 RULES_HEADER = ("---\n# GENERATED from awx/catalog.yml and awx/alerts.yml by `python awx/render.py`: edit those, not this file.\n"
                 "# Labels the EDA rulebook reads: alertname, instance (the host, port stripped); app, runbook, signal, severity for people.\n")
 RULES_DIR = os.path.join(ROOT, "extensions", "prometheus", "rules")
+QUERIES_HEADER = ("---\n# GENERATED from awx/alerts.yml (postgres_exporter) by `python awx/render.py`: edit that, not this file.\n"
+                  "# prometheus-postgres-exporter --extend.query-path=<this file> exposes sre_failed_events_last_hour{events_table}.\n")
+QUERIES = os.path.join(ROOT, "extensions", "prometheus", "postgres_exporter", "queries.yml")
 
 
 class _Dumper(yaml.SafeDumper):
@@ -44,6 +48,7 @@ def outputs(catalog, alerts=None):
         alerts = load_alerts()
     for runbook, groups in prometheus_rules(catalog, alerts).items():
         result[os.path.join(RULES_DIR, "%s.yml" % runbook)] = groups
+    result[QUERIES] = exporter_queries(alerts)
     return result
 
 
@@ -116,8 +121,6 @@ def _rule(name, runbook, severity, spec, threshold, app_matcher, scope=None):
     expr = "\n".join(line.rstrip() for line in _fill(spec["expr"], threshold, app_matcher).strip().splitlines())
     if "{threshold}" in spec["expr"] and threshold is None:
         raise AlertsError("awx/alerts.yml: %s uses {threshold} but sets no threshold" % where)
-    if "{app}" in expr:
-        raise AlertsError("awx/alerts.yml: %s uses {app} without per_app" % where)
     rule = {"alert": name, "expr": expr}
     if spec.get("for"):
         rule["for"] = spec["for"]
@@ -127,6 +130,30 @@ def _rule(name, runbook, severity, spec, threshold, app_matcher, scope=None):
     rule["annotations"] = {"summary": _fill(spec["summary"], threshold, None),
                            "description": _fill(spec["description"], threshold, None)}
     return rule
+
+
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+
+
+def exporter_queries(alerts):
+    """postgres_exporter --extend.query-path file: the custom metrics the rules read."""
+    tables = (alerts.get("postgres_exporter") or {}).get("failed_events_tables") or []
+    if not tables:
+        raise AlertsError("awx/alerts.yml: postgres_exporter.failed_events_tables needs at least one table")
+    selects = []
+    for table in tables:
+        if not isinstance(table, str) or not _TABLE.match(table):
+            raise AlertsError("awx/alerts.yml: failed_events_tables: %r is not a lower-case [schema.]table name" % (table,))
+        selects.append("SELECT '%s' AS events_table, count(*) AS last_hour FROM %s\n"
+                       "WHERE status = 'failed' AND created_at > now() - interval '1 hour'" % (table, table))
+    return {"sre_failed_events": {
+        "query": "\nUNION ALL\n".join(selects) + "\n",
+        "master": True,
+        "metrics": [
+            {"events_table": {"usage": "LABEL", "description": "Table counted (awx/alerts.yml failed_events_tables)"}},
+            {"last_hour": {"usage": "GAUGE", "description": "Rows with status 'failed' created in the last hour"}},
+        ],
+    }}
 
 
 def prometheus_rules(catalog, alerts):
@@ -145,7 +172,7 @@ def prometheus_rules(catalog, alerts):
             per_app = spec.get("per_app") or {}
             threshold = spec.get("threshold")
             if not per_app:
-                rules.append(_rule(name, runbook, severity, spec, threshold, None if "{app}" not in spec["expr"] else ""))
+                rules.append(_rule(name, runbook, severity, spec, threshold, ""))  # {app}: every app
                 continue
             for app, app_threshold in per_app.items():
                 rules.append(_rule(name, runbook, severity, spec, app_threshold, 'app="%s"' % app, app))
@@ -166,8 +193,12 @@ def main(argv):
         return 2
     stale = []
     for path, data in generated.items():
-        rules = path.startswith(RULES_DIR + os.sep)
-        text = render(data, RULES_HEADER, _RulesDumper) if rules else render(data)
+        if path == QUERIES:
+            text = render(data, QUERIES_HEADER, _RulesDumper)
+        elif path.startswith(RULES_DIR + os.sep):
+            text = render(data, RULES_HEADER, _RulesDumper)
+        else:
+            text = render(data)
         current = None
         if os.path.exists(path):
             with open(path, encoding="utf-8") as handle:
