@@ -132,26 +132,47 @@ def _rule(name, runbook, severity, spec, threshold, app_matcher, scope=None):
     return rule
 
 
-_TABLE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+_IDENT = r'(?:[a-z_][a-z0-9_$]*|"[^"\x00]+")'
+_TABLE = re.compile(r"^%s(?:\.%s)?$" % (_IDENT, _IDENT))
+_COLUMN = re.compile(r"^%s$" % _IDENT)
+_STATUS = re.compile(r"^[A-Za-z0-9_. -]{1,64}$")
+
+
+def _failed_events_select(entry):
+    """One SELECT of the failed-events query; entry is a table name or {table, status_column, ...}."""
+    spec = {"table": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else {}
+    spec.setdefault("status_column", "status")
+    spec.setdefault("time_column", "created_at")
+    spec.setdefault("failed_status", "failed")
+    unknown = sorted(set(spec) - {"table", "status_column", "time_column", "failed_status"})
+    if unknown:
+        raise AlertsError("awx/alerts.yml: failed_events_tables: unknown key(s) %s" % ", ".join(unknown))
+    table = spec.get("table")
+    if not isinstance(table, str) or not _TABLE.match(table):
+        raise AlertsError("awx/alerts.yml: failed_events_tables: %r is not a [schema.]table name (lower case, "
+                          "or double-quoted for mixed case)" % (table,))
+    for key in ("status_column", "time_column"):
+        if not isinstance(spec[key], str) or not _COLUMN.match(spec[key]):
+            raise AlertsError("awx/alerts.yml: failed_events_tables: %s %r is not a column name" % (key, spec[key]))
+    if not isinstance(spec["failed_status"], str) or not _STATUS.match(spec["failed_status"]):
+        raise AlertsError("awx/alerts.yml: failed_events_tables: failed_status %r: letters, digits, _ . - and spaces only"
+                          % (spec["failed_status"],))
+    return ("SELECT '%s' AS events_table, count(*) AS last_hour FROM %s\n"
+            "WHERE %s = '%s' AND %s > now() - interval '1 hour'"
+            % (table.replace('"', ""), table, spec["status_column"], spec["failed_status"], spec["time_column"]))
 
 
 def exporter_queries(alerts):
     """postgres_exporter --extend.query-path file: the custom metrics the rules read."""
     tables = (alerts.get("postgres_exporter") or {}).get("failed_events_tables") or []
-    if not tables:
+    if not isinstance(tables, list) or not tables:
         raise AlertsError("awx/alerts.yml: postgres_exporter.failed_events_tables needs at least one table")
-    selects = []
-    for table in tables:
-        if not isinstance(table, str) or not _TABLE.match(table):
-            raise AlertsError("awx/alerts.yml: failed_events_tables: %r is not a lower-case [schema.]table name" % (table,))
-        selects.append("SELECT '%s' AS events_table, count(*) AS last_hour FROM %s\n"
-                       "WHERE status = 'failed' AND created_at > now() - interval '1 hour'" % (table, table))
     return {"sre_failed_events": {
-        "query": "\nUNION ALL\n".join(selects) + "\n",
+        "query": "\nUNION ALL\n".join(_failed_events_select(entry) for entry in tables) + "\n",
         "master": True,
         "metrics": [
             {"events_table": {"usage": "LABEL", "description": "Table counted (awx/alerts.yml failed_events_tables)"}},
-            {"last_hour": {"usage": "GAUGE", "description": "Rows with status 'failed' created in the last hour"}},
+            {"last_hour": {"usage": "GAUGE", "description": "Rows with the failed status created in the last hour"}},
         ],
     }}
 

@@ -197,10 +197,30 @@ def test_render_rejects(alerts, message):
         render.prometheus_rules(_catalog_with(["AppDown"]), alerts)
 
 
-@pytest.mark.parametrize("tables", [[], ["stripe_webhook_events; DROP TABLE x"], ["Events"], [3]])
-def test_exporter_queries_reject(tables):
-    with pytest.raises(render.AlertsError):
+@pytest.mark.parametrize("tables,message", [
+    ([], "at least one table"),
+    (["stripe_webhook_events; DROP TABLE x"], "is not a [schema.]table name"),
+    (["Events"], "is not a [schema.]table name"),
+    ([3], "is not a [schema.]table name"),
+    ([{"table": "jobs", "status_column": "state; --"}], "status_column 'state; --' is not a column name"),
+    ([{"table": "jobs", "failed_status": "x' OR '1"}], "failed_status"),
+    ([{"table": "jobs", "colour": "red"}], "unknown key(s) colour"),
+])
+def test_exporter_queries_reject(tables, message):
+    with pytest.raises(render.AlertsError, match=re.escape(message)):
         render.exporter_queries({"postgres_exporter": {"failed_events_tables": tables}})
+
+
+def test_exporter_queries_for_two_tables():
+    query = render.exporter_queries({"postgres_exporter": {"failed_events_tables": [
+        "stripe_webhook_events",
+        {"table": 'public."WebhookEvent"', "time_column": '"createdAt"', "failed_status": "FAILED"}]}})
+    assert query["sre_failed_events"]["query"] == (
+        "SELECT 'stripe_webhook_events' AS events_table, count(*) AS last_hour FROM stripe_webhook_events\n"
+        "WHERE status = 'failed' AND created_at > now() - interval '1 hour'\n"
+        "UNION ALL\n"
+        "SELECT 'public.WebhookEvent' AS events_table, count(*) AS last_hour FROM public.\"WebhookEvent\"\n"
+        "WHERE status = 'FAILED' AND \"createdAt\" > now() - interval '1 hour'\n")
 
 
 def test_per_app_thresholds_render_one_rule_per_app_and_one_for_the_rest():
