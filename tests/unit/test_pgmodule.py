@@ -294,3 +294,65 @@ def test_modules_exit_with_their_keys_when_unreachable_or_misconfigured(name):
     bad = run_module(name, dict(args, sample_size=-1) if name == "pg_orphans" else dict(args, long_query_after="soon"))
     assert bad["rc"] == 1 and bad["msg"].startswith("Checking the options: "), bad["raw"]
     assert set(bad) - ANSIBLE_KEYS == MODULE_KEYS[name]
+
+
+# ---- protected sessions: one helper for pg_triage and pg_slow_queries ---------------------------------------
+
+def test_protected_reason_matches_the_raw_text_never_a_redacted_one():
+    """The patterns may name literals; protected_reason gets the text as the server has it and never redacts it
+    (it is what both modules hand it: their rows keep the query as read)."""
+    from ansible_collections.sre.runbooks.plugins.module_utils._slow_queries import clean_query
+
+    raw = "SELECT  pg_advisory_lock(72707369)\n"
+    patterns = list(_pgmodule.PROTECTED_QUERIES)
+    assert _pgmodule.protected_reason("node", raw, [], patterns) == "query matches '*pg_advisory_lock(72707369)*'"
+    assert _pgmodule.protected_reason("node", clean_query(raw, 200), [], patterns) is None  # SELECT pg_advisory_lock(?)
+    backup = "COPY public.orders TO '/srv/backups/orders.csv'"
+    assert _pgmodule.protected_reason(None, backup, [], ["copy * to '/srv/backups/*"]) is not None
+    assert _pgmodule.protected_reason(None, clean_query(backup, 200), [], ["copy * to '/srv/backups/*"]) is None
+    # application names, case-insensitive; no pattern, nothing protected; the reason never holds the query
+    assert _pgmodule.protected_reason("PG_DUMP", None, ["pg_dump*"], []) == "application_name 'PG_DUMP' matches 'pg_dump*'"
+    assert _pgmodule.protected_reason("pg_dump", raw, [], []) is None
+    assert "72707369" not in _pgmodule.protected_reason("node", "SELECT 72707369 FROM knex_migrations", [], patterns)
+
+
+def test_both_modules_take_the_protected_options_from_the_one_spec():
+    from ansible_collections.sre.runbooks.plugins.modules import pg_slow_queries, pg_triage
+
+    spec = _pgmodule.protected_argument_spec()
+    for module in (pg_triage, pg_slow_queries):
+        options = module.argument_spec()
+        for name in ("protected_applications", "protected_queries"):
+            assert options[name] == spec[name]
+    assert spec["protected_queries"]["default"] == _pgmodule.PROTECTED_QUERIES
+    assert spec["protected_queries"]["default"] is not _pgmodule.PROTECTED_QUERIES  # a copy per call
+
+
+def _activity(pid, blocking=(), lock_wait=None, query_s=None, known=True):
+    return {"pid": pid, "blocking_pids": list(blocking), "lock_wait_s": lock_wait, "query_s": query_s,
+            "waitstart_known": known, "waiting_modes": ["ShareLock"] if blocking else None, "kind": "client",
+            "state": "active" if blocking else "idle in transaction", "state_s": 10.0}
+
+
+def test_terminate_blockers_picks_only_roots_that_wait_for_nothing_and_have_blocked_long_enough():
+    """root_blockers over classify's chains (pg_triage's terminate=blockers): A <- B <- C, the root's blocking
+    time is its own waiters' (B began to wait long after its query began); a deadlock cycle has no root to end."""
+    from ansible_collections.sre.runbooks.plugins.module_utils._triage import classify, root_blockers
+
+    limits = dict(idle_after=1e9, idle_in_transaction_after=1e9, long_query_after=1e9)
+    rows = [_activity(1), _activity(2, [1], lock_wait=3.0, query_s=60.0), _activity(3, [2], lock_wait=50.0)]
+    dummy, chains = classify(rows, own_pid=99, limits=limits)
+    assert [(c["root_pid"], c["blocked_pids"], c["wait_s"], c["blocking_s"]) for c in chains] == [(1, [2, 3], 50.0, 3.0)]
+    by_pid = dict((r["pid"], r) for r in rows)
+    assert root_blockers(chains, by_pid, 2) == [1]
+    assert root_blockers(chains, by_pid, 3) == []  # blocking for 3 s is not over blocked_after=3
+    # before PostgreSQL 14 (no waitstart) the wait is the waiting query's age
+    old = [_activity(1, known=False), _activity(2, [1], query_s=5.0, known=False)]
+    dummy, chains = classify(old, own_pid=99, limits=limits)
+    assert chains[0]["blocking_s"] == 5.0 and root_blockers(chains, dict((r["pid"], r) for r in old), 4) == [1]
+    # a cycle (deadlock not yet broken) and the pids waiting on it: every root is itself blocked, none is picked
+    cycle = [_activity(5, [6], lock_wait=9.0), _activity(6, [5], lock_wait=9.0), _activity(7, [5], lock_wait=9.0)]
+    dummy, chains = classify(cycle, own_pid=99, limits=limits)
+    assert chains and root_blockers(chains, dict((r["pid"], r) for r in cycle), 1) == []
+    # a root the login cannot see (a prepared transaction's pid 0) is never picked
+    assert root_blockers([{"root_pid": 0, "blocked_pids": [2], "blocking_s": 9.0}], by_pid, 1) == []

@@ -23,6 +23,7 @@ import psycopg2
 import pytest
 
 from conftest import ensure_collection_link, run_module
+from pg_probes import alive, state_of, wait_for
 from pg_sessions import run_in_background, run_playbook
 
 sys.path.insert(0, str(ensure_collection_link()))
@@ -100,26 +101,6 @@ def sessions(pg_cluster, blast_db):
     s = Sessions(pg_cluster)
     yield s
     s.close()
-
-
-def alive(cluster, pids):
-    if not pids:
-        return []
-    out = cluster.psql("SELECT pid FROM pg_stat_activity WHERE pid IN (%s)" % ",".join(str(p) for p in pids))
-    return sorted(int(x) for x in out.split())
-
-
-def state_of(cluster, pid):
-    return cluster.psql("SELECT coalesce(state, 'none') FROM pg_stat_activity WHERE pid = %d" % pid).strip() or "gone"
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def triage(cluster, check_mode=False, **args):

@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 
 from conftest import run_module
+from pg_probes import alive, lock_waiters, wait_for
 from pg_sessions import run_in_background
 
 ROLE = "triage_app"
@@ -94,13 +95,6 @@ def pids_of(res, kind, app):
     return sorted(s["pid"] for s in res["sessions"][kind] if s["application"] == app)
 
 
-def alive(cluster, pids):
-    if not pids:
-        return []
-    out = cluster.psql("SELECT pid FROM pg_stat_activity WHERE pid IN (%s)" % ",".join(str(p) for p in pids))
-    return sorted(int(x) for x in out.split())
-
-
 RESULT_KEYS = {"status", "findings", "server_version", "max_connections", "reserved_connections", "saturation_pct",
                "connections", "sessions", "blocking", "prepared_transactions", "oldest_xact_s", "terminated",
                "cancelled", "would_terminate", "queries", "error_category", "error"}
@@ -173,6 +167,81 @@ def test_blocking_chain_three_deep(pg_cluster, sessions):
     done = triage(pg_cluster, terminate=["blockers"], applications=[sessions.app])
     assert done["terminated"] == [sessions.pid(a)] and done["changed"] is True
     assert alive(pg_cluster, [sessions.pid(x) for x in (a, b, c)]) == sorted([sessions.pid(b), sessions.pid(c)])
+
+
+def finding(res, code):
+    found = [f for f in res["findings"] if f["code"] == code]
+    return found[0] if found else None
+
+
+def test_terminate_blockers_ends_only_the_root_once_it_has_blocked_for_blocked_after(pg_cluster, sessions):
+    """A blocks B blocks C, D idle in a transaction beside them. B runs a long query (3 s) before it begins to wait
+    for A: its query is old, A's blocking young. terminate=blockers ends A only, and only once B has waited for
+    longer than blocked_after (not once B's query is that old); B (a victim that blocks C), C and D never."""
+    a, b, c, d = (sessions.open(autocommit=False) for dummy in range(4))
+    with a.cursor() as cur:
+        cur.execute("UPDATE triage_t SET v = v + 1 WHERE id = 1")
+    with b.cursor() as cur:
+        cur.execute("UPDATE triage_t SET v = v + 1 WHERE id = 2")
+    with d.cursor() as cur:
+        cur.execute("SELECT count(*) FROM triage_t")
+    sessions.background(b, "DO $$BEGIN PERFORM pg_sleep(3); UPDATE triage_t SET v = v + 1 WHERE id = 1; END$$")
+    time.sleep(0.2)
+    sessions.background(c, "UPDATE triage_t SET v = v + 1 WHERE id = 2")
+    assert wait_for(lambda: lock_waiters(pg_cluster, sessions.app) == 2, timeout=10)  # B now waits for A
+    pa, pb, pc, pd = (sessions.pid(x) for x in (a, b, c, d))
+    args = dict(terminate=["blockers"], applications=[sessions.app], blocked_after=2)
+
+    young = triage(pg_cluster, **args)
+    chain = [ch for ch in young["blocking"] if ch["root_pid"] == pa]
+    assert len(chain) == 1 and chain[0]["blocked_pids"] == sorted([pb, pc]) and chain[0]["depth"] == 2, young
+    assert chain[0]["blocking_s"] < 2 <= chain[0]["wait_s"]  # C has waited (for B) longer than A has blocked
+    assert pids_of(young, "idle_in_transaction", sessions.app) == sorted([pa, pd])
+    assert young["would_terminate"] == [] and young["terminated"] == [] and young["changed"] is False
+    assert alive(pg_cluster, [pa, pb, pc, pd]) == sorted([pa, pb, pc, pd])
+
+    assert wait_for(lambda: [ch["blocking_s"] for ch in triage(pg_cluster)["blocking"] if ch["root_pid"] == pa]
+                    [0] > 2.2, timeout=10)
+    chk = triage(pg_cluster, check_mode=True, **args)
+    assert chk["would_terminate"] == [pa] and chk["terminated"] == [] and chk["cancelled"] == []
+    assert chk["changed"] is True
+    plan = finding(chk, "terminate_plan")
+    assert [(e["pid"], e["kind"]) for e in plan["sessions"]] == [(pa, "blocker")], plan
+    assert alive(pg_cluster, [pa, pb, pc, pd]) == sorted([pa, pb, pc, pd])
+
+    done = triage(pg_cluster, **args)
+    assert done["terminated"] == [pa] and done["cancelled"] == [] and done["changed"] is True
+    assert alive(pg_cluster, [pa, pb, pc, pd]) == sorted([pb, pc, pd])
+    # B got A's row lock and finished its DO block; C still waits for B
+    assert wait_for(lambda: lock_waiters(pg_cluster, sessions.app) == 1, timeout=10)
+
+
+def test_terminate_blockers_spares_a_root_protected_by_its_raw_query(pg_cluster, sessions):
+    """A Prisma-style migration holds a row lock and its advisory lock 72707369, its last query led by a long
+    sqlcommenter-style comment. The default protected_queries pattern names the lock key, a literal: it matches
+    the text as read (beyond the 200 characters returned, literals included), never the redacted text returned.
+    The root is spared and listed in the finding protected; with protected_queries: [] it would be ended."""
+    comment = "/* app:web route:/orders/bulk traceparent:00-%s-01 %s */" % (uuid.uuid4().hex, "x" * 180)
+    holder, waiter = sessions.open(autocommit=False), sessions.open(autocommit=False)
+    with holder.cursor() as cur:
+        cur.execute("UPDATE triage_t SET v = v + 1 WHERE id = 1")
+        cur.execute(comment + " SELECT pg_advisory_lock(72707369)")
+    sessions.background(waiter, "UPDATE triage_t SET v = v + 1 WHERE id = 1")
+    assert wait_for(lambda: lock_waiters(pg_cluster, sessions.app) == 1, timeout=10)
+    time.sleep(1.5)
+    args = dict(terminate=["blockers"], applications=[sessions.app])
+
+    res = triage(pg_cluster, **args)
+    spared = finding(res, "protected")
+    assert spared and [(s["pid"], s["kind"]) for s in spared["sessions"]] == [(sessions.pid(holder), "blocker")]
+    assert spared["sessions"][0]["reason"] == "query matches '*pg_advisory_lock(72707369)*'"
+    assert res["would_terminate"] == [] and res["terminated"] == [] and res["changed"] is False
+    assert alive(pg_cluster, [sessions.pid(holder)]) == [sessions.pid(holder)]
+    shown = [s for s in res["sessions"]["idle_in_transaction"] if s["pid"] == sessions.pid(holder)][0]["query"]
+    assert shown == comment[:200]  # the returned text: cut to 200 characters, the lock call not in it
+
+    bare = triage(pg_cluster, check_mode=True, protected_queries=[], **args)
+    assert bare["would_terminate"] == [sessions.pid(holder)] and finding(bare, "protected") is None
 
 
 def test_prepared_transaction(pg_cluster, app_role):
@@ -343,13 +412,7 @@ def test_long_lock_queue(pg_cluster, sessions):
         conn = sessions.open(autocommit=False)
         sessions.background(conn, "UPDATE triage_t SET v = v + 1 WHERE id = 1")
         waiters.append(sessions.pid(conn))
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        waiting = pg_cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
-                                  "AND wait_event_type = 'Lock'" % sessions.app).strip()
-        if int(waiting) == 40:
-            break
-        time.sleep(0.2)
+    assert wait_for(lambda: lock_waiters(pg_cluster, sessions.app) == 40, timeout=20)
     time.sleep(1.2)
     res = triage(pg_cluster, applications=[sessions.app])
     chains = [c for c in res["blocking"] if c["root_pid"] == sessions.pid(holder)]

@@ -17,6 +17,7 @@ import psycopg2
 import pytest
 
 from conftest import ensure_collection_link, run_module
+from pg_probes import state_of, wait_for
 from pg_sessions import run_in_background, run_playbook
 
 ROLE = "slowq_app"
@@ -108,19 +109,6 @@ def reset_log_setting(cluster):
     cluster.psql("ALTER SYSTEM RESET log_min_duration_statement")  # not in a transaction: one psql call each
     cluster.psql("SELECT pg_reload_conf()")
     assert wait_for(lambda: cluster.psql("SHOW log_min_duration_statement").strip() == "-1", timeout=5)
-
-
-def state_of(cluster, pid):
-    return cluster.psql("SELECT coalesce(state, 'none') FROM pg_stat_activity WHERE pid = %d" % pid).strip() or "gone"
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 # --------------------------------------------------------------------------------------------------- module
@@ -242,6 +230,40 @@ def test_cancel_exactly_the_runaway_query(pg_cluster, sessions):
     assert su.get_backend_pid() in su_too["would_cancel"]
     workers = pg_cluster.psql("SELECT pid FROM pg_stat_activity WHERE backend_type <> 'client backend'").split()
     assert workers and not set(int(p) for p in workers) & set(su_too["would_cancel"])
+
+
+def test_protected_by_a_pattern_that_only_the_raw_query_matches(pg_cluster, sessions):
+    """Patterns match the query as the server has it, literals included: a Prisma-style migration (advisory lock
+    72707369, the default pattern) and a backup marked by a string (a pattern of the caller's) are spared, although
+    the returned texts, redacted, show neither the lock key nor the marker. Without the patterns both are
+    cancelled, with the web query."""
+    web = sessions.open()
+    sessions.background(web, "SELECT pg_sleep(30)")
+    migration = sessions.open()
+    sessions.background(migration, "SELECT pg_advisory_lock(72707369), pg_sleep(30)")
+    backup = sessions.open()
+    sessions.background(backup, "SELECT 'nightly-export-7c1d' AS job, count(*), pg_sleep(30) FROM heavy")
+    time.sleep(1.5)
+    pids = dict((name, c.get_backend_pid()) for name, c in (("web", web), ("migration", migration), ("backup", backup)))
+    patterns = ["*pg_advisory_lock(72707369)*", "*'nightly-export-*"]
+    args = dict(cancel_after=1, applications=[sessions.app], protected_queries=patterns)
+
+    chk = scan(pg_cluster, check_mode=True, **args)
+    shown = dict((a["pid"], a["query"]) for a in chk["active"])
+    assert shown[pids["migration"]] == "SELECT pg_advisory_lock(?), pg_sleep(?)"
+    assert shown[pids["backup"]] == "SELECT ? AS job, count(*), pg_sleep(?) FROM heavy"
+    assert "nightly-export-7c1d" not in chk["raw"]
+    bare = scan(pg_cluster, check_mode=True, cancel_after=1, applications=[sessions.app], protected_queries=[])
+    assert bare["would_cancel"] == sorted(pids.values()), bare
+
+    res = scan(pg_cluster, **args)
+    assert res["would_cancel"] == [pids["web"]] and res["cancelled"] == [pids["web"]], res
+    spared = [f for f in res["findings"] if f["code"] == "protected"][0]
+    reasons = dict((s["pid"], s["reason"]) for s in spared["sessions"])
+    assert reasons == {pids["migration"]: "query matches '*pg_advisory_lock(72707369)*'",
+                       pids["backup"]: "query matches \"*'nightly-export-*\""}, reasons
+    assert wait_for(lambda: state_of(pg_cluster, pids["web"]) == "idle")
+    assert [state_of(pg_cluster, pids[n]) for n in ("migration", "backup")] == ["active", "active"]
 
 
 def test_cancel_ignored_then_terminate(pg_cluster, sessions):
