@@ -14,8 +14,8 @@ module: pg_failed_jobs
 short_description: Count the rows of a jobs or events table by status in a window, and requeue the failed ones
 version_added: 0.1.0
 description:
-  - Reads a configured jobs or events table (for example C(stripe_webhook_events)): the rows newer than O(window)
-    counted by status, the failed rows of that window counted by type, and the latest O(errors) failed rows with
+  - Reads a configured jobs or events table (for example C(stripe_webhook_events)) and returns the rows newer than
+    O(window) counted by status, the failed rows of that window counted by type, and the latest O(errors) failed rows with
     their error messages (cut to O(error_length) characters, passwords, API keys, tokens and other secrets by
     their shape masked).
   - With O(mode=requeue), sets the status of the failed rows newer than O(window) to O(requeue_status), at most
@@ -392,8 +392,8 @@ class FailedJobs(PgJob):
         return pgsql.SQL("{time} > now() - make_interval(secs => %s)").format(time=self.names.ident("time_column"))
 
     def _where_failed(self):
-        return pgsql.SQL("{status} = %s AND {window}").format(status=self.names.ident("status_column"),
-                                                             window=self._where_window())
+        return pgsql.SQL("{status} = %s AND {window}").format(
+            status=self.names.ident("status_column"), window=self._where_window())
 
     def _args_failed(self):
         return (self.params["failed_status"], self.window_seconds)
@@ -427,8 +427,8 @@ class FailedJobs(PgJob):
         self.add_findings()
         if self.requeueing:
             if self.check_mode:
-                res["planned_ids"] = [_plain(row[0]) for row in self.sql(self.select_sql(lock=False),
-                                                                          self._args_failed() + (p["limit"],))]
+                rows = self.sql(self.select_sql(lock=False), self._args_failed() + (p["limit"],))
+                res["planned_ids"] = [_plain(row[0]) for row in rows]
                 res["to_requeue"] = len(res["planned_ids"])
                 self.conn.rollback()
             elif res["failed_in_window"]:

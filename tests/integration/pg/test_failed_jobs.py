@@ -205,17 +205,19 @@ def test_bad_input_is_one_clear_message(pg_cluster, db, events, extra, message):
 
 def test_wrong_password_is_a_clear_message_without_the_password(pg_cluster, db, events, tmp_path):
     wrong = "not-the-password-77x"
-    res = run_module("pg_failed_jobs", args(pg_cluster, db, login_password=wrong))
-    no_traceback(res)
-    assert res["rc"] == 0 and res["status"] == "unreachable" and res["error_category"] == "auth", res
-    assert "password authentication failed" in res["error"]
-    assert res["findings"][0]["code"] == "unreachable"
-    res = run_module("pg_failed_jobs", args(pg_cluster, db, login_password=wrong, mode="requeue",
-                                             save_dir=str(tmp_path)))
-    no_traceback(res)
-    assert res["rc"] != 0 and res["msg"].startswith("Connecting to PostgreSQL:") and "password authentication" in res["msg"]
-    for result in (res,):
+    diagnose = run_module("pg_failed_jobs", args(pg_cluster, db, login_password=wrong))
+    no_traceback(diagnose)
+    assert diagnose["rc"] == 0 and diagnose["status"] == "unreachable" and diagnose["error_category"] == "auth", diagnose
+    assert "password authentication failed" in diagnose["error"]
+    assert diagnose["findings"][0]["code"] == "unreachable"
+    requeue = run_module("pg_failed_jobs", args(pg_cluster, db, login_password=wrong, mode="requeue",
+                                                save_dir=str(tmp_path)))
+    no_traceback(requeue)
+    assert requeue["rc"] != 0 and requeue["msg"].startswith("Connecting to PostgreSQL:"), requeue
+    assert "password authentication failed" in requeue["msg"]
+    for result in (diagnose, requeue):
         assert wrong not in result["raw"] and pg_cluster.password not in result["raw"]
+    assert statuses(pg_cluster, db)["4"] == "failed"
 
 
 # ---------------------------------------------------------------------------------------------- playbooks
@@ -277,3 +279,18 @@ def test_remediate_playbook_bad_column_is_one_message(pg_cluster, db, events, tm
                                         failed_jobs_time_column="createdAt;")
     assert rc != 0 and changed == 0 and failed == 1, out
     assert "failed_jobs_time_column" in out and "is not an identifier" in out and "Traceback" not in out
+
+
+def test_playbooks_with_a_wrong_password_say_so_without_it(pg_cluster, db, events, tmp_path):
+    wrong = "not-the-password-88y"
+    result = run_playbook(pg_cluster, "failed_jobs_diagnose.yml", tmp_path, {
+        "sre_db_host": pg_cluster.host, "sre_db_port": pg_cluster.port, "sre_db_user": "postgres",
+        "sre_db_password": wrong, "sre_db_name": db}, True)
+    rc, changed, failed, out = result
+    assert rc == 0 and changed == 0 and failed == 0 and wrong not in out, out
+    assert "did not answer (auth)" in " ".join(out.split()) and "Findings: unreachable." in out, out
+    rc, changed, failed, out = playbook(pg_cluster, db, "failed_jobs_remediate.yml", tmp_path, sre_confirm="yes",
+                                        sre_db_password=wrong)
+    assert rc != 0 and failed == 1 and changed == 0 and wrong not in out, out
+    assert "nothing was changed" in out and "Traceback" not in out
+    assert statuses(pg_cluster, db)["4"] == "failed"
