@@ -233,7 +233,14 @@ def main(argv):
                 handle.write(text)
     for path in stale:
         print(("stale: %s" if "--check" in argv else "wrote %s") % path)
-    return 1 if stale and "--check" in argv else 0
+    # rule files of runbooks that no longer have alerts
+    orphans = sorted(os.path.join(RULES_DIR, name) for name in (os.listdir(RULES_DIR) if os.path.isdir(RULES_DIR) else [])
+                     if name.endswith(".yml") and os.path.join(RULES_DIR, name) not in generated)
+    for path in orphans:
+        print(("stale: %s (no runbook with alerts)" if "--check" in argv else "removed %s") % os.path.relpath(path, ROOT))
+        if "--check" not in argv:
+            os.remove(path)
+    return 1 if (stale or orphans) and "--check" in argv else 0
 
 
 if __name__ == "__main__":
