@@ -160,6 +160,27 @@ def test_requeue_is_one_transaction(pg_cluster, db, events, tmp_path):
     assert "refused by the test trigger" in res["msg"] and "NOT requeued: rolled back" in res["msg"], res["msg"]
     assert res["requeued"] == 0 and res["requeued_ids"] == []
     assert statuses(pg_cluster, db) == before
+    # the rows were saved before the update was tried (the file stays, the message names it)
+    saved = list((tmp_path / "saved").glob("*.json"))
+    assert len(saved) == 1 and str(saved[0]) in res["msg"]
+    assert [r["id"] for r in json.loads(saved[0].read_text())["rows"]] == IN_WINDOW_FAILED
+
+
+def test_requeue_gives_up_on_a_locked_row_and_changes_nothing(pg_cluster, db, events, tmp_path):
+    """A worker holds one of the failed rows: after lock_timeout the whole requeue is rolled back."""
+    before = statuses(pg_cluster, db)
+    worker = pg_cluster.connect(db)
+    try:
+        with worker.cursor() as cur:
+            cur.execute("SELECT id FROM stripe_webhook_events WHERE id = 8 FOR UPDATE")
+        res = run_module("pg_failed_jobs", args(pg_cluster, db, mode="requeue", lock_timeout=1,
+                                                 save_dir=str(tmp_path / "saved")))
+    finally:
+        worker.rollback()
+        worker.close()
+    no_traceback(res)
+    assert res["rc"] != 0 and "lock timeout" in res["msg"], res
+    assert statuses(pg_cluster, db) == before and not (tmp_path / "saved").exists()
 
 
 def test_quoted_mixed_case_prisma_names(pg_cluster, db, tmp_path):
