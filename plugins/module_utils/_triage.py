@@ -15,12 +15,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import (  # noqa: F401 (PROTECTED_*: the defaults)
-    PROTECTED_APPLICATIONS,
-    PROTECTED_QUERIES,
-    PgJob,
-    protected_reason,
-)
+from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgJob, protected_reason
 from ansible_collections.sre.runbooks.plugins.module_utils._slow_queries import clean_query
 
 CLIENT = "client"
