@@ -173,8 +173,8 @@ def test_requeue_gives_up_on_a_locked_row_and_changes_nothing(pg_cluster, db, ev
     try:
         with worker.cursor() as cur:
             cur.execute("SELECT id FROM stripe_webhook_events WHERE id = 8 FOR UPDATE")
-        res = run_module("pg_failed_jobs", args(pg_cluster, db, mode="requeue", lock_timeout=1,
-                                                 save_dir=str(tmp_path / "saved")))
+        locked = args(pg_cluster, db, mode="requeue", lock_timeout=1, save_dir=str(tmp_path / "saved"))
+        res = run_module("pg_failed_jobs", locked)
     finally:
         worker.rollback()
         worker.close()
