@@ -261,6 +261,12 @@ def test_diagnose_playbook_check_mode_changes_nothing(pg_cluster, db, events, tm
     assert "Findings: failed_jobs_over_threshold." in flat, out
     assert STRIPE_KEY not in out
     assert statuses(pg_cluster, db) == before
+    records = sorted((tmp_path / "incidents").glob("*.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert (record["runbook"], record["phase"]) == ("failed_jobs", "diagnose")
+    assert [f["code"] for f in record["findings"]] == ["failed_jobs_over_threshold"], record["findings"]
+    assert STRIPE_KEY not in records[0].read_text()
 
 
 def test_remediate_playbook_plan_then_confirm_then_idempotent(pg_cluster, db, events, tmp_path):
@@ -288,6 +294,8 @@ def test_remediate_playbook_plan_then_confirm_then_idempotent(pg_cluster, db, ev
     after = statuses(pg_cluster, db)
     assert {i for i in after if after[i] != before[i]} == {str(i) for i in IN_WINDOW_FAILED}
     assert len(list(save_dir.glob("*.json"))) == 1
+    codes = [[f["code"] for f in json.loads(p.read_text())["findings"]] for p in (tmp_path / "incidents").glob("*.json")]
+    assert sum("failed_jobs_requeued" in c for c in codes) == 1, codes  # the record of the confirmed run
 
     rc, changed, failed, out = playbook(pg_cluster, db, "failed_jobs_remediate.yml", tmp_path, sre_confirm="yes")
     assert rc == 0 and changed == 0 and failed == 0, out
