@@ -98,8 +98,9 @@ def test_counts_by_status_window_boundaries_and_latest_errors(pg_cluster, db, ev
     assert codes["failed_jobs_over_threshold"]["severity"] == "warning" and res["status"] == "warning"
     assert set(codes["failed_jobs_over_threshold"]) == {"severity", "code", "message"}
 
-    quiet = run_module("pg_failed_jobs", args(pg_cluster, db, threshold=6, window="30m", type_column=""))
-    assert quiet["rc"] == 0 and quiet["status"] == "ok" and quiet["findings"] == []
+    quiet = run_module("pg_failed_jobs", args(pg_cluster, db, threshold=6, window="30m", type_column="", error_column=""))
+    assert quiet["rc"] == 0 and quiet["status"] == "ok" and quiet["findings"] == [], quiet
+    assert [(e["type"], e["error"]) for e in quiet["latest_errors"]][:1] == [(None, None)]
     assert quiet["by_status"] == {"failed": 2, "pending": 1, "processed": 1} and quiet["failed_by_type"] == {}
 
     wide = run_module("pg_failed_jobs", args(pg_cluster, db, window="1h30m"))
