@@ -122,7 +122,7 @@ def test_every_rule_fires_and_stays_quiet_in_the_promtool_tests():
         assert fired, "%s %s: no promtool case where it fires" % (rule["alert"], labels)
         quiet = [t for t, name, alerts in cases[runbook] if name == rule["alert"] and not alerts]
         assert quiet, "%s: no promtool case where it does not fire" % rule["alert"]
-        assert all(alert["exp_annotations"] for _t, name, alerts in cases[runbook] for alert in alerts)
+        assert all(alert.get("exp_annotations") for _t, name, alerts in cases[runbook] for alert in alerts)
 
 
 def test_firing_alerts_carry_what_the_rulebook_reads():
@@ -162,11 +162,10 @@ def test_alertmanager_example_matches_the_rulebook():
     assert len(throttles) == 1
     assert _seconds(route["repeat_interval"]) == _seconds(throttles.pop())
     assert _seconds(route["group_wait"]) < _seconds(route["group_interval"]) <= _seconds(route["repeat_interval"])
-    for runbook, rule in _rules():
+    for alertname, runbook in sorted({(rule["alert"], runbook) for runbook, rule in _rules()}):
         receiver = _run([_tool("amtool"), "config", "routes", "test", "--config.file=%s" % path,
-                         "alertname=%s" % rule["alert"], "runbook=%s" % runbook, "app=saasresto"]).split()
-        assert "sre-runbooks-eda" in receiver
-        break
+                         "alertname=%s" % alertname, "runbook=%s" % runbook, "app=saasresto"]).split()
+        assert "sre-runbooks-eda" in receiver, alertname
     other = _run([_tool("amtool"), "config", "routes", "test", "--config.file=%s" % path, "alertname=Watchdog"])
     assert "sre-runbooks-eda" not in other
 
