@@ -516,7 +516,7 @@ class FailedJobs(PgJob):
     def requeue(self):
         p, res, names = self.params, self.result, self.names
         with self.conn.cursor() as cur:
-            self.sql("SET TRANSACTION READ WRITE", cursor=cur)
+            # no SET TRANSACTION READ WRITE: a database whose writes were stopped on purpose stays so
             self.sql("SELECT set_config('lock_timeout', %s, true)", ("%ds" % p["lock_timeout"],), cursor=cur)
             rows = self.sql(self.select_sql(lock=True), self._args_failed() + (p["limit"],), cursor=cur)
             res["planned_ids"] = [_plain(row[0]) for row in rows]

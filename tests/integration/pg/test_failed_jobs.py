@@ -184,6 +184,20 @@ def test_requeue_gives_up_on_a_locked_row_and_changes_nothing(pg_cluster, db, ev
     assert statuses(pg_cluster, db) == before and not (tmp_path / "saved").exists()
 
 
+def test_requeue_keeps_a_database_read_only(pg_cluster, db, events, tmp_path):
+    """Writes stopped on purpose (default_transaction_read_only) stay stopped: the requeue fails and says why."""
+    before = statuses(pg_cluster, db)
+    pg_cluster.psql("ALTER DATABASE %s SET default_transaction_read_only = on" % db)
+    try:
+        res = run_module("pg_failed_jobs", args(pg_cluster, db, mode="requeue", save_dir=str(tmp_path / "saved")))
+    finally:
+        pg_cluster.psql("ALTER DATABASE %s RESET default_transaction_read_only" % db)
+    no_traceback(res)
+    assert res["rc"] != 0 and "in a read-only transaction" in res["msg"], res
+    assert not (tmp_path / "saved").exists()
+    assert statuses(pg_cluster, db) == before
+
+
 def test_quoted_mixed_case_prisma_names(pg_cluster, db, tmp_path):
     pg_cluster.psql(
         'DROP TABLE IF EXISTS "WebhookEvent"; DROP TYPE IF EXISTS "WebhookStatus";'
