@@ -161,7 +161,7 @@ def parse_crontab(text, system):
             continue
         words = line.split()
         count = 1 if words[0].startswith("@") else 5
-        if len(words) < count + (2 if system else 1):
+        if len(words) < count + 1:
             continue
         schedule = " ".join(words[:count])
         if not commented and not words[0].startswith("@") and not re.match(r"^[\d*/,A-Za-z-]+$", words[0]):
