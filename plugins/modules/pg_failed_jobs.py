@@ -132,6 +132,8 @@ options:
 extends_documentation_fragment:
   - sre.runbooks.postgres
 notes:
+  - A database whose writes were stopped (C(default_transaction_read_only)) stays so; the requeue then fails
+    with nothing changed.
   - The saved file holds the rows as they were before the requeue; setting their status back to O(failed_status)
     by RV(requeued_ids) undoes it.
 """
