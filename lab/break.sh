@@ -19,7 +19,7 @@ case "${1:-}" in
     # A python process inside the host holds the connections open, idle, until it is killed.
     docker exec -d "$host" python3 -c '
 import os, sys, time, psycopg2
-env = dict(l.strip().split("=", 1) for l in open("/srv/saasresto/shared/.env") if "=" in l)
+env = dict(l.strip().split("=", 1) for l in open("/opt/saasresto/.env") if "=" in l)
 want = int(sys.argv[1]); held = []
 while want == 0 or len(held) < want:
     try:

@@ -4,7 +4,7 @@
 #   sre-lab-host:<hash>     systemd PID 1, PostgreSQL 15 + demo data + dumps, the demo app, caddy, pm2
 #   sre-lab-systemd:<hash>  the same image (saasresto under systemd behind Caddy, PostgreSQL)
 #   sre-lab-pm2:<hash>      FROM sre-lab-host + /etc/sre-lab/pm2: cookcam-api under pm2, no PostgreSQL
-#   sre-lab-web/db/proxy:<hash>  the compose project's images
+#   sre-lab-ferreteria-{web,db,nginx,certbot}  the compose project's images (web: one tag per release)
 # Every tag carries a hash of its own inputs: a rerun with unchanged inputs only checks and prints.
 #   lab/build.sh               build what is missing
 #   lab/build.sh --print-env   print `export SRE_LAB_*_IMAGE=...` lines (builds first if needed)
@@ -42,7 +42,7 @@ need_space() { # need_space <dir> <MiB>
 }
 
 # ---- base image -------------------------------------------------------------------------------
-INCLUDE="systemd,systemd-sysv,dbus,python3,python3-psycopg2,python3-apt,python3-cryptography,python3-cffi-backend,postgresql,postgresql-client,nodejs,procps,iproute2,iputils-ping,curl,ca-certificates,openssl,nginx,caddy,sudo,git,less,gzip,xz-utils,cron"
+INCLUDE="systemd,systemd-sysv,dbus,python3,python3-psycopg2,python3-flask,gunicorn,python3-prometheus-client,certbot,python3-apt,python3-cryptography,python3-cffi-backend,postgresql,postgresql-client,nodejs,procps,iproute2,iputils-ping,curl,ca-certificates,openssl,nginx,caddy,sudo,git,less,gzip,xz-utils,cron"
 base_hash=$( (echo "$INCLUDE"; sed -n '/^# ---- base image/,/^# ---- end base/p' "$0") | sha256sum | cut -c1-12)
 BASE="$prefix-base:$base_hash"
 if ! have_image "$BASE"; then
@@ -88,8 +88,9 @@ ensure_node_modules() {
   touch "$NODE_DIR/.complete"
 }
 
-build_image() { # build_image <tag> <dockerfile dir> : context = lab dir + node modules
+build_image() { # build_image <tag> <dockerfile dir> [build args...] : context = lab dir + node modules
   local tag=$1 dir=$2 ctx
+  shift 2
   have_image "$tag" && return 0
   need_space "$docker_root" 2000
   ensure_node_modules
@@ -98,7 +99,7 @@ build_image() { # build_image <tag> <dockerfile dir> : context = lab dir + node 
   cp -a "$NODE_DIR/app/node_modules" "$ctx/app/node_modules"
   cp -a "$NODE_DIR/pm2/node_modules" "$ctx/pm2_modules"
   log "building $tag"
-  if ! docker build -q --build-arg "BASE=$BASE" -t "$tag" -f "$here/$dir/Dockerfile" "$ctx" >"$ctx.log" 2>&1; then
+  if ! docker build -q --build-arg "BASE=$BASE" "$@" -t "$tag" -f "$here/$dir/Dockerfile" "$ctx" >"$ctx.log" 2>&1; then
     tail -20 "$ctx.log" >&2; rm -rf "$ctx"
     die "docker build of $tag failed"
   fi
@@ -112,13 +113,10 @@ img_hash() { # img_hash <extra words> -- <inputs...>
   shift
   (echo "$base_hash ${words[*]}"; hash_of "$@") | sha256sum | cut -c1-12
 }
-host_hash=$(img_hash "$npm_hash" -- app images/host images/common)
+host_hash=$(img_hash "$npm_hash" -- app/server.js app/package.json app/twins images/host images/common)
 HOST="$prefix-host:$host_hash"
 SYSTEMD="$prefix-systemd:$host_hash"
 PM2="$prefix-pm2:$(img_hash "$host_hash" -- images/pm2)"
-WEB="$prefix-web:$(img_hash "$npm_hash" -- app images/web)"
-DB="$prefix-db:$(img_hash "$npm_hash" -- app images/db images/common images/host/files/db-password)"
-PROXY="$prefix-proxy:$(img_hash -- images/proxy)"
 build_image "$HOST" images/host
 have_image "$SYSTEMD" || docker tag "$HOST" "$SYSTEMD" || die "docker tag $SYSTEMD failed"
 if ! have_image "$PM2"; then
@@ -129,9 +127,29 @@ if ! have_image "$PM2"; then
     die "docker build of $PM2 failed"
   fi
 fi
-build_image "$WEB" images/web
+WEB_REPO="$prefix-ferreteria-web"
+web_hash=$(img_hash -- app/twins/ferreteria images/web)
+DB="$prefix-ferreteria-db:$(img_hash -- app/twins images/db images/common images/host/files/db-password)"
+NGINX="$prefix-ferreteria-nginx:$(img_hash -- images/nginx)"
+CERTBOT="$prefix-ferreteria-certbot:$(img_hash -- images/certbot)"
 build_image "$DB" images/db
-build_image "$PROXY" images/proxy
+build_image "$NGINX" images/nginx
+build_image "$CERTBOT" images/certbot
+# Ferreteria's web releases, built in order (the image history is the deploy history): 2026.01.01,
+# 2026.01.02 (deployed: tags `current`, and `previous` = 2026.01.01, as its CI pipeline leaves them) and
+# the known-bad 2026.01.03. Rebuilt (and re-tagged) only when their inputs change.
+web_label() { docker image inspect -f '{{ index .Config.Labels "sre.lab.hash" }}' "$1" 2>/dev/null || true; }
+if [ "$(web_label "$WEB_REPO:2026.01.03")" != "$web_hash" ]; then
+  for rel in 2026.01.01 2026.01.02 2026.01.03; do
+    docker image rm "$WEB_REPO:$rel" >/dev/null 2>&1 || true
+    bad=0; [ "$rel" = 2026.01.03 ] && bad=1
+    build_image "$WEB_REPO:$rel" images/web --build-arg "RELEASE=$rel" --build-arg "BAD=$bad" --label "sre.lab.hash=$web_hash"
+    sleep 1   # distinct creation times: the history is ordered by them
+  done
+  docker tag "$WEB_REPO:2026.01.02" "$WEB_REPO:current" || die "tagging the ferreteria web release current failed"
+  docker tag "$WEB_REPO:2026.01.01" "$WEB_REPO:previous" || die "tagging the ferreteria web release previous failed"
+fi
+WEB="$WEB_REPO:current"
 
 if $print_env; then
   cat <<ENV
@@ -141,8 +159,9 @@ export SRE_LAB_SYSTEMD_IMAGE=$SYSTEMD
 export SRE_LAB_PM2_IMAGE=$PM2
 export SRE_LAB_WEB_IMAGE=$WEB
 export SRE_LAB_DB_IMAGE=$DB
-export SRE_LAB_PROXY_IMAGE=$PROXY
+export SRE_LAB_NGINX_IMAGE=$NGINX
+export SRE_LAB_CERTBOT_IMAGE=$CERTBOT
 ENV
 else
-  log "images ready: $BASE $SYSTEMD $PM2 $WEB $DB $PROXY"
+  log "images ready: $BASE $SYSTEMD $PM2 $WEB $DB $NGINX $CERTBOT"
 fi

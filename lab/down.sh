@@ -14,7 +14,7 @@ esac
 need_docker
 for pair in $LAB_HOSTS; do docker rm -f "${pair%%:*}" >/dev/null 2>&1 || true; done
 # the tags do not matter to 'down', but compose refuses a file whose variables are unset
-SRE_LAB_DB_IMAGE=x SRE_LAB_WEB_IMAGE=x SRE_LAB_PROXY_IMAGE=x compose down "${volumes[@]}" >/dev/null 2>&1 \
+FERRETERIA_DB_IMAGE=x FERRETERIA_WEB_IMAGE=x FERRETERIA_NGINX_IMAGE=x FERRETERIA_CERTBOT_IMAGE=x compose down "${volumes[@]}" >/dev/null 2>&1 \
   || die "compose down of $LAB_PROJECT failed"
 docker network rm "$LAB_NETWORK" >/dev/null 2>&1 || true
 [ ${#volumes[@]} -gt 0 ] && rm -f "$LAB_FLY_STATE"

@@ -19,15 +19,19 @@ for pair in $LAB_HOSTS; do
   if [ "$current" = "$image true" ]; then continue; fi
   if [ -n "$current" ]; then log "replacing $name (was: ${current% *})"; docker rm -f "$name" >/dev/null; fi
   log "starting $name ($role, $image)"
-  docker run -d --name "$name" --hostname "$name" --network "$LAB_NETWORK" "${LAB_SYSTEMD_OPTS[@]}" \
+  # The systemd host's PostgreSQL is also the lab's "hosted" database (CookCam's and HotDash's Supabase):
+  # published on loopback for the FAKE Fly app's checks from the control node.
+  ports=(); [ "$role" = systemd ] && ports=(-p "127.0.0.1:$LAB_HOSTED_PG_PORT:5432")
+  docker run -d --name "$name" --hostname "$name" --network "$LAB_NETWORK" "${LAB_SYSTEMD_OPTS[@]}" "${ports[@]}" \
     --label sre.runbooks.lab=1 "$image" >/dev/null \
     || die "could not start $name (systemd containers need --cap-add SYS_ADMIN and /sys/fs/cgroup)"
 done
 
-# compose reads .env from the project directory (v1 and v2): the image tags for the runbooks' own
-# compose calls (restart, up, logs) made later without these variables exported.
-printf 'SRE_LAB_WEB_IMAGE=%s\nSRE_LAB_DB_IMAGE=%s\nSRE_LAB_PROXY_IMAGE=%s\n' \
-  "$SRE_LAB_WEB_IMAGE" "$SRE_LAB_DB_IMAGE" "$SRE_LAB_PROXY_IMAGE" > "$here/compose/.env"
+# compose reads .env from the project directory (v1 and v2): the image names for the runbooks' own
+# compose calls (restart, up, logs) made later without these variables exported. The web image is the
+# moving tag `current` (a deploy or rollback re-points it), so rewriting .env keeps what is deployed.
+printf 'FERRETERIA_WEB_IMAGE=%s\nFERRETERIA_DB_IMAGE=%s\nFERRETERIA_NGINX_IMAGE=%s\nFERRETERIA_CERTBOT_IMAGE=%s\n' \
+  "$SRE_LAB_WEB_IMAGE" "$SRE_LAB_DB_IMAGE" "$SRE_LAB_NGINX_IMAGE" "$SRE_LAB_CERTBOT_IMAGE" > "$here/compose/.env"
 log "compose project $LAB_PROJECT: up -d"
 if ! out=$(compose up -d 2>&1); then echo "$out" | tail -5 >&2; die "compose up of $LAB_PROJECT failed"; fi
 
@@ -37,10 +41,13 @@ FAKE_FLY_STATE=$LAB_FLY_STATE "$here/fake-flyctl/flyctl" status --json --app hot
   || die "the fake flyctl could not create its state in $LAB_FLY_STATE"
 
 bad=0
-wait_http "sre-lab-systemd saasresto" docker exec sre-lab-systemd curl -fsS -m 3 http://127.0.0.1:3000/health || bad=1
-wait_http "sre-lab-systemd caddy TLS" docker exec sre-lab-systemd curl -fsSk -m 3 https://localhost/health || bad=1
-wait_http "sre-lab-pm2 cookcam-api" docker exec sre-lab-pm2 curl -fsS -m 3 http://127.0.0.1:3000/health || bad=1
-wait_http "ferreteria web" curl -fsS -m 3 http://127.0.0.1:13000/health || bad=1
-wait_http "ferreteria proxy TLS" curl -fsSk -m 3 https://127.0.0.1:18443/health || bad=1
+while read -r label probe; do
+  # shellcheck disable=SC2086
+  wait_http "$label" $probe || bad=1
+done < <(lab_probes)
+# Ferreteria's nightly backup has run at least once (its own script, through the db container).
+if ! ls /var/backups/ferreteria/daily/ferreteria_db_*.sql.gz >/dev/null 2>&1; then
+  "$here/compose/infra/backups/backup_db.sh" || { echo "WARN: ferreteria's backup_db.sh failed (see /var/log/ferreteria_backup.log)" >&2; bad=1; }
+fi
 "$here/status.sh" || true
 [ "$bad" -eq 0 ] || die "some lab parts are not healthy (see above; lab/break.sh heal undoes a drill)"

@@ -44,6 +44,7 @@ LOCALHOST = "localhost,"
 LAB_INVENTORY = REPO / "inventories" / "lab"
 LAB_VAULT_ID = "lab@%s" % (LAB_INVENTORY / ".vault-pass")
 DEFAULT_TIMEOUT = 300
+LAB_CONTAINER = "sre-lab-systemd"
 
 _RECAP_LINE = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
@@ -244,3 +245,16 @@ def run_playbook(playbook, *, tmp_path=None, inventory=LOCALHOST, connection=Non
     return PlaybookResult(rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr, argv=argv,
                           incident_dir=Path(run_env["SRE_INCIDENT_DIR"]) if "SRE_INCIDENT_DIR" in run_env else None,
                           log=Path(log_path) if log_path else None, recap=parse_recap(proc.stdout))
+
+
+def lab_marks(container=LAB_CONTAINER):
+    """pytestmark of the lab tests: docker, and skipped (with the reason) when the lab is not running.
+    `make test` sets SRE_LAB_REQUIRED=1 and tests/conftest.py turns such a skip into a failure."""
+    import pytest  # pylint: disable=import-outside-toplevel  (this module is also imported outside pytest)
+
+    return [
+        pytest.mark.docker,
+        pytest.mark.skipif(
+            subprocess.run(["docker", "inspect", container], capture_output=True, check=False).returncode != 0,
+            reason="docker inspect %s failed: the lab is not running (lab/up.sh)" % container),
+    ]

@@ -37,11 +37,12 @@ APPS = {
              "hotdash": "fly"},
     "staging": {"saasresto": "systemd", "sme_booking": "systemd", "cookcam": "pm2", "ferreteria": "compose",
                 "hotdash": "fly"},
-    "lab": {"saasresto": "systemd", "cookcam": "pm2", "ferreteria": "compose", "hotdash": "fly"},
+    "lab": {"saasresto": "systemd", "sme_booking": "systemd", "cookcam": "pm2", "ferreteria": "compose",
+            "hotdash": "fly"},
 }
 SECRET_KEY = re.compile(r"password|dsn|token|hash|secret|database_url", re.I)
 # names of columns/tables/commands that merely contain such a word (login_hash_column: '"passwordHash"')
-NOT_A_SECRET = re.compile(r"_(column|table|cmd)$")
+NOT_A_SECRET = re.compile(r"_(column|table|cmd|file)$")
 VAULT_REF = re.compile(r"^\{\{\s*vault_[A-Za-z0-9_]+\s*\}\}$")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from playbook_runner import LAB_INVENTORY, run_playbook
+from playbook_runner import LAB_CONTAINER, LAB_INVENTORY, lab_marks, run_playbook  # noqa: F401 (lab_marks re-exported)
 from playbook_runner import incident_text as incidents_written
 
 REPO = Path(__file__).resolve().parents[3]
@@ -66,17 +66,6 @@ def incident_text(tmp_path):
 
 
 # ---- the running lab (lab/up.sh): lab-systemd's saasresto database, lab-fly's FAKE flyctl -------------
-LAB_CONTAINER = "sre-lab-systemd"
-
-
-def lab_marks(container=LAB_CONTAINER):
-    """pytestmark of the lab tests: docker, and skipped (with the reason) when the lab is not running."""
-    return [
-        pytest.mark.docker,
-        pytest.mark.skipif(
-            subprocess.run(["docker", "inspect", container], capture_output=True, check=False).returncode != 0,
-            reason="docker inspect %s failed: the lab is not running (lab/up.sh)" % container),
-    ]
 
 
 def lab_psql(sql):

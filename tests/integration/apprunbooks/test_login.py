@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""playbooks/login_*.yml against the running lab (lab-systemd: saasresto's users and sessions)."""
+"""playbooks/login_*.yml against the running lab (lab-systemd: the saasresto twin's Prisma "User" and "Session",
+named in the lab inventory as they are in prod: quoted mixed-case identifiers)."""
 
 from __future__ import annotations
 
@@ -20,16 +21,17 @@ pytestmark = lab_marks(CONTAINER)
 @pytest.fixture
 def lab_snapshot():
     """Keep the sessions and user1's hash; put back what a test deleted or changed."""
-    psql("DROP TABLE IF EXISTS sre_test_sessions_bak; CREATE TABLE sre_test_sessions_bak AS SELECT * FROM sessions")
-    old_hash = psql("SELECT password_hash FROM users WHERE email = '%s'" % EMAIL)
+    psql('DROP TABLE IF EXISTS sre_test_sessions_bak; CREATE TABLE sre_test_sessions_bak AS SELECT * FROM "Session"')
+    old_hash = psql(HASH_OF % EMAIL)
     yield old_hash
-    psql("INSERT INTO sessions SELECT * FROM sre_test_sessions_bak b WHERE NOT EXISTS "
-         "(SELECT 1 FROM sessions s WHERE s.id = b.id); DROP TABLE sre_test_sessions_bak;"
-         "UPDATE users SET password_hash = '%s' WHERE email = '%s'" % (old_hash, EMAIL))
+    psql('INSERT INTO "Session" SELECT * FROM sre_test_sessions_bak b WHERE NOT EXISTS '
+         '(SELECT 1 FROM "Session" s WHERE s.id = b.id); DROP TABLE sre_test_sessions_bak;'
+         'UPDATE "User" SET "passwordHash" = \'%s\' WHERE email = \'%s\'' % (old_hash, EMAIL))
 
 
-EXPIRED = "SELECT count(*) FROM sessions WHERE expires_at <= now()"
-TOTAL = "SELECT count(*) FROM sessions"
+HASH_OF = 'SELECT "passwordHash" FROM "User" WHERE email = \'%s\''
+EXPIRED = 'SELECT count(*) FROM "Session" WHERE "expiresAt" <= now()'
+TOTAL = 'SELECT count(*) FROM "Session"'
 
 
 def test_diagnose_finds_the_user(tmp_path):
@@ -61,13 +63,13 @@ def test_password_reset_from_a_vaulted_hash_never_prints_it(tmp_path, lab_snapsh
     rc, changed, out = playbook(tmp_path, "login_remediate", base, varfile=varfile)
     outputs.append(out)
     assert rc == 0 and changed == 0 and "Not confirmed: would reset" in out, out
-    assert psql("SELECT password_hash FROM users WHERE email = '%s'" % EMAIL) == lab_snapshot
+    assert psql(HASH_OF % EMAIL) == lab_snapshot
 
     rc, changed, out = playbook(tmp_path, "login_remediate", dict(base, sre_confirm="yes"), varfile=varfile)
     outputs.append(out)
     assert rc == 0 and changed == 1 and "Reset the password of %s" % EMAIL in out, out
-    assert psql("SELECT password_hash FROM users WHERE email = '%s'" % EMAIL) == NEW_HASH
-    assert psql("SELECT count(*) FROM users WHERE password_hash = '%s'" % NEW_HASH) == "1"
+    assert psql(HASH_OF % EMAIL) == NEW_HASH
+    assert psql('SELECT count(*) FROM "User" WHERE "passwordHash" = \'%s\'' % NEW_HASH) == "1"
 
     rc, changed, out = playbook(tmp_path, "login_remediate", dict(base, sre_confirm="yes"), varfile=varfile)
     outputs.append(out)

@@ -13,7 +13,7 @@ from app_support import lab_playbook as playbook
 
 pytestmark = lab_marks(CONTAINER)
 
-ENV_FILE = "/srv/saasresto/shared/.env"
+ENV_FILE = "/opt/saasresto/.env"  # the saasresto twin's env file (lab inventory: secrets_env_file)
 VALUE = "lab-test-Secret-9f3b7c1e"
 REQUIRED = {"secrets_required": ["DATABASE_URL", "SRE_TEST_SECRET"], "secrets_restart": False}
 

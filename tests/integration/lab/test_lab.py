@@ -22,7 +22,7 @@ BANNER = "flyctl: FAKE (sre.runbooks lab stand-in, not Fly.io)"
 APP = "hotdash-production"
 VENV_BIN = Path(sys.executable).parent
 # the lab's apps: app group -> (kind, host)
-LAB_APPS = {"saasresto": ("systemd", "lab-systemd"), "cookcam": ("pm2", "lab-pm2"),
+LAB_APPS = {"saasresto": ("systemd", "lab-systemd"), "sme_booking": ("systemd", "lab-sme"), "cookcam": ("pm2", "lab-pm2"),
             "ferreteria": ("compose", "lab-compose"), "hotdash": ("fly", "lab-fly")}
 SHARED = {
     "systemd": {"sre_target_kind", "sre_app_name", "sre_app_health_url", "sre_app_port", "sre_app_dir",
@@ -129,11 +129,19 @@ def test_print_env_names_existing_hashed_images():
     assert proc.returncode == 0, proc.stderr
     env = dict(line.removeprefix("export ").split("=", 1) for line in proc.stdout.splitlines())
     assert {"SRE_LAB_SYSTEMD_IMAGE", "SRE_LAB_PM2_IMAGE", "SRE_LAB_WEB_IMAGE", "SRE_LAB_DB_IMAGE",
-            "SRE_LAB_PROXY_IMAGE", "SRE_LAB_BASE_IMAGE"} <= set(env)
-    for tag in env.values():
+            "SRE_LAB_NGINX_IMAGE", "SRE_LAB_CERTBOT_IMAGE", "SRE_LAB_BASE_IMAGE"} <= set(env)
+    for key, tag in env.items():
         name, dummy, digest = tag.partition(":")
-        assert name.startswith("sre-lab-") and len(digest) == 12
+        assert name.startswith("sre-lab-")
+        # every image is tagged with the hash of its inputs, except Ferreteria's web: one tag per release
+        assert digest == "current" if key == "SRE_LAB_WEB_IMAGE" else len(digest) == 12, (key, tag)
         assert run(["docker", "image", "inspect", tag]).returncode == 0, tag
+    # Ferreteria's web releases, in creation order, `current` = 2026.01.02 and `previous` = 2026.01.01
+    repo = env["SRE_LAB_WEB_IMAGE"].partition(":")[0]
+    ids = {t: run(["docker", "image", "inspect", "-f", "{{.Id}} {{.Created}}", f"{repo}:{t}"]).stdout.split()
+           for t in ("2026.01.01", "2026.01.02", "2026.01.03", "current", "previous")}
+    assert ids["current"] == ids["2026.01.02"] and ids["previous"] == ids["2026.01.01"], ids
+    assert ids["2026.01.01"][1] < ids["2026.01.02"][1] < ids["2026.01.03"][1], ids
     # the pm2 image carries the role marker, the systemd image does not
     assert run(["docker", "run", "--rm", env["SRE_LAB_PM2_IMAGE"], "test", "-f", "/etc/sre-lab/pm2"]).returncode == 0
     assert run(["docker", "run", "--rm", env["SRE_LAB_SYSTEMD_IMAGE"], "test", "-f", "/etc/sre-lab/pm2"]).returncode == 1
@@ -152,17 +160,18 @@ def test_shell_scripts_pass_shellcheck():
 def test_compose_file_is_valid_and_publishes_on_loopback_only():
     compose_file = LAB / "compose" / "docker-compose.prod.yml"
     doc = yaml.safe_load(compose_file.read_text())
-    assert set(doc["services"]) >= {"web", "db", "proxy"}
+    assert set(doc["services"]) == {"web", "db", "nginx", "certbot"}  # runbook 003's services
     published = {svc: s.get("ports", []) for svc, s in doc["services"].items()}
-    assert published["proxy"] == ["127.0.0.1:18443:443"]
+    assert published["nginx"] == ["127.0.0.1:18443:443"]
     assert published["db"] == ["127.0.0.1:15432:5432"]
-    assert published["web"] == ["127.0.0.1:13000:3000"]
+    assert published["web"] == ["127.0.0.1:13000:8000"]
+    assert published["certbot"] == []
     for svc in ("web", "db"):
         assert "healthcheck" in doc["services"][svc]
     for svc in doc["services"].values():
         assert svc["restart"] == "unless-stopped"
     if shutil.which("docker-compose"):
-        env = {k: "sre-lab-x:0" for k in ("SRE_LAB_WEB_IMAGE", "SRE_LAB_DB_IMAGE", "SRE_LAB_PROXY_IMAGE")}
+        env = {"FERRETERIA_%s_IMAGE" % k: "sre-lab-x:0" for k in ("WEB", "DB", "NGINX", "CERTBOT")}
         proc = run(["docker-compose", "-p", "ferreteria", "-f", compose_file, "config", "-q"], env=env)
         assert proc.returncode == 0, proc.stderr
 
@@ -179,14 +188,18 @@ def test_inventory_groups_hosts_and_shared_variables():
     hostvars = inv["_meta"]["hostvars"]
     for app, (kind, host) in LAB_APPS.items():
         assert inv[app]["hosts"] == [host], app
-        assert inv[kind]["children"] == [app], kind
+        assert app in inv[kind]["children"], kind
         assert not inv[kind].get("hosts"), kind
         hv = hostvars[host]
-        needed = SHARED[kind]
+        # SME Booking has no proxy and no TLS of its own (runbook 002)
+        needed = SHARED[kind] - ({"sre_proxy_service", "sre_tls_endpoints"} if app == "sme_booking" else set())
         assert needed <= set(hv), (app, needed - set(hv))
         assert hv["sre_target_kind"] == kind
     assert hostvars["lab-systemd"]["ansible_host"] == "sre-lab-systemd"
     assert hostvars["lab-pm2"]["ansible_host"] == "sre-lab-pm2"
+    # a second app of one kind on the same VPS is one more group and host name
+    assert hostvars["lab-sme"]["ansible_host"] == "sre-lab-systemd"
+    assert sorted(inv["systemd"]["children"]) == ["saasresto", "sme_booking"]
     assert hostvars["lab-fly"]["sre_flyctl"].endswith("/fake-flyctl/flyctl")
     assert hostvars["lab-fly"]["sre_fly_app"] == APP
 

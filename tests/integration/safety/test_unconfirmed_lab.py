@@ -9,16 +9,11 @@ import subprocess
 
 import pytest
 
-from playbook_runner import LAB_INVENTORY, REPO, run_playbook
+from playbook_runner import LAB_INVENTORY, REPO, lab_marks, run_playbook
 
 LAB = REPO / "lab"
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(subprocess.run(["docker", "inspect", "sre-lab-systemd"], capture_output=True,
-                                      check=False).returncode != 0,
-                       reason="docker inspect sre-lab-systemd failed: the lab is not running (lab/up.sh)"),
-]
-HOSTS = {"lab-systemd", "lab-pm2", "lab-compose", "lab-fly"}
+pytestmark = lab_marks()
+HOSTS = {"lab-systemd", "lab-sme", "lab-pm2", "lab-compose", "lab-fly"}
 
 # Every playbook that changes something, with the answers that give it something to do on the lab
 # (so the plan has steps), and the hosts it applies to there.
@@ -32,6 +27,7 @@ CHANGING = {
     "db_restore_retention": ({"db_restore_retention_days": 0}, {"lab-systemd"}),
     "db_restore_swap_back": ({}, {"lab-systemd"}),
     "deploy": ({"target_deploy_release": "HEAD"}, HOSTS - {"lab-compose"}),
+    "failed_jobs_remediate": ({}, {"lab-pm2"}),
     "deploy_failure_rollback": ({"deploy_failure_rollback_when_healthy": True}, HOSTS),
     "high_resource_remediate": ({"high_resource_restart": True, "high_resource_swap_mb": 64}, HOSTS),
     "login_remediate": ({"login_delete_expired_sessions": True}, {"lab-systemd"}),
@@ -95,7 +91,7 @@ def test_unconfirmed_compose_deploy_changes_nothing(tmp_path):
 
 def test_broken_apps_stay_broken_without_confirmation(tmp_path):
     before = health()
-    assert before["sre-lab-systemd"] == before["sre-lab-pm2"] == before["ferreteria/web"] == "healthy", before
+    assert before["saasresto"] == before["cookcam-api"] == before["ferreteria/web"] == "healthy", before
     try:
         lab("break.sh", "stop-app")
         lab("break.sh", "stop-pm2")
@@ -105,7 +101,7 @@ def test_broken_apps_stay_broken_without_confirmation(tmp_path):
         assert {h: res.changed(h) for h in res.recap} == {"lab-systemd": 0, "lab-pm2": 0, "lab-compose": 0}, res.output
         assert res.output.count("Not confirmed: nothing is changed") == 3, res.output
         after = health()
-        assert after["sre-lab-systemd"] == after["sre-lab-pm2"] == after["ferreteria/web"] == "DOWN", after
+        assert after["saasresto"] == after["cookcam-api"] == after["ferreteria/web"] == "DOWN", after
     finally:
         lab("break.sh", "heal")
         lab("up.sh")
