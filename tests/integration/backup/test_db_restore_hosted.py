@@ -17,8 +17,10 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -28,6 +30,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from conftest import PgCluster
 from playbook_runner import run_playbook
 
 REPO = Path(__file__).resolve().parents[3]
@@ -390,3 +393,44 @@ def test_role_without_createdb_is_refused_before_anything_stops(hosted, live, tm
         c.psql("ALTER ROLE app CREATEDB")
     assert databases(c) == [DB] and fingerprints(c, DB, hosted["helpers"]) == live["live"]
     assert machine_states(hosted) == ["started", "started"] and app.serves()
+
+
+def test_a_live_database_named_postgres_is_restored_from_template1(backup_helpers, collections_path, tmp_path):
+    """A Supabase project's DATABASE_URL ends in /postgres: the live database is the one the role would work from.
+    A cluster of its own (its postgres database is replaced): the role works from template1 instead."""
+    base = Path(tempfile.mkdtemp(prefix="sre-pg-supabase-", dir="/var/tmp"))
+    base.chmod(0o711)
+    c = PgCluster(base / "pg", free_port(), {"shared_preload_libraries": "''"}).start()
+    try:
+        c.psql("CREATE ROLE app LOGIN CREATEDB NOSUPERUSER PASSWORD '%s'" % APP_PW)
+        c.psql("CREATE ROLE app_web LOGIN PASSWORD '%s'" % WEB_PW)
+        c.psql("ALTER DATABASE postgres OWNER TO app")
+        as_app(c, "postgres", SCHEMA)
+        path = base / "backups" / "supabase-20250101.dump"
+        path.parent.mkdir()
+        subprocess.run([str(c.bindir / "pg_dump"), "-Fc", "-f", str(path), "-d", dsn(c, "postgres")], check=True,
+                       capture_output=True)
+        (path.parent / (path.name + ".sha256")).write_text("%s  %s\n" % (hashlib.sha256(path.read_bytes()).hexdigest(),
+                                                                        path.name))
+        before = backup_helpers.fingerprints(c, "postgres")
+        as_app(c, "postgres", CHANGES)
+        changed = backup_helpers.fingerprints(c, "postgres")
+        assert changed != before
+        variables = {
+            "sre_db_dsn": dsn(c, "postgres"), "sre_confirm": "yes", "sre_state_dir": str(tmp_path / "state"),
+            "db_restore_backup_dir": str(path.parent), "db_restore_backup_pattern": "*.dump",
+            "db_restore_pg_restore": str(c.bindir / "pg_restore"), "db_restore_psql": str(c.bindir / "psql"),
+            "db_restore_skip_disk_check": True, "db_restore_manage_app": False,
+        }
+        r = run_playbook("db_restore", tmp_path=tmp_path, target="localhost", extra_vars=variables,
+                         secrets=[APP_PW, urllib.parse.quote(APP_PW, safe="")], timeout=600)
+        assert r.rc == 0, r.output[-6000:]
+        assert backup_helpers.fingerprints(c, "postgres") == before
+        kept = c.psql("SELECT datname FROM pg_database WHERE datname LIKE 'postgres_pre_restore_%'").split()
+        assert len(kept) == 1
+        c.psql('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS true' % kept[0])
+        assert backup_helpers.fingerprints(c, kept[0]) == changed
+        assert owner_of(c, "postgres") == "app"
+    finally:
+        c.stop()
+        shutil.rmtree(base, ignore_errors=True)
