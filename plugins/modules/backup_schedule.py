@@ -15,7 +15,7 @@ short_description: Read an app's own backup log, script and cron schedule, and r
 version_added: 0.1.0
 description:
   - For apps that back themselves up with their own script run by cron (for example C(infra/backups/backup_db.sh)
-    logging to C(/var/log/ferreteria_backup.log)): did the last run fail, did the nightly run not happen, is the
+    logging to C(/var/log/ferreteria_backup.log)) - did the last run fail, did the nightly run not happen, is the
     script scheduled at all, can cron run it, is there a log.
   - The log is read from its end (O(log_tail_bytes)). A run starts at a line matching O(log_start_regex) and ends
     at one matching O(log_ok_regex) or O(log_failed_regex); the lines between are the run's own output (for
@@ -74,7 +74,7 @@ options:
     type: int
     default: 1048576
   tail_lines:
-    description: Last lines of the log returned in RV(log.tail) (passwords removed).
+    description: Last lines of the log returned in C(tail) of RV(log) (passwords removed).
     type: int
     default: 10
   log_start_regex:
