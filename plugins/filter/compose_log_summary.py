@@ -20,7 +20,9 @@ description:
   - C(cause) C({service, reason, first_error, error_count}) names the service whose logs show the cause - among
     the services with error lines, one that is not running first, then the one whose first error came earliest
     (a database that failed before the app's connection errors, an app that died before the proxy's 502s), then
-    the one with the most errors. C(service) is null when no log shows an error.
+    the one with the most errors. C(service) is null when no log shows an error. When the service named is
+    running, C(reason) also names the services that are stopped with no error line (a database shut down cleanly
+    behind the app's connection errors).
 author:
   - sre.runbooks contributors (@sre-runbooks)
 options:

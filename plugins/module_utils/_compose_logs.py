@@ -118,5 +118,10 @@ def log_cause(summaries):
             s["service"] for s in with_errors if s is not best)
     else:
         reason = "only its logs show errors" if len(with_errors) == 1 else "its logs show the most errors"
+    if best.get("running"):  # a service stopped without an error line may be what the errors are about
+        quiet = ["%s is %s" % (s["service"], s.get("state") or "not running") for s in summaries
+                 if not s.get("running") and not s.get("error_count")]
+        if quiet:
+            reason += "; " + ", ".join(quiet) + " with no error in its logs"
     return {"service": best["service"], "reason": reason, "first_error": best.get("first_error"),
             "error_count": best["error_count"]}

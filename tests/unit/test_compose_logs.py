@@ -152,3 +152,12 @@ def test_own_error_regex_and_bad_options():
 ])
 def test_docker_timestamps(line, epoch):
     assert cl.line_epoch(line) == epoch
+
+
+def test_a_service_stopped_without_errors_is_named_beside_the_cause():
+    services = [service("web", lines(("00:01", "OperationalError: could not connect to server: Connection refused"))),
+                service("db", lines(("00:00", "LOG:  received fast shutdown request")), running=False, state="exited")]
+    cause = compose_log_summary(services)["cause"]
+    assert cause["service"] == "web"
+    assert cause["reason"] == "only its logs show errors; db is exited with no error in its logs"
+
