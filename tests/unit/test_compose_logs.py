@@ -160,4 +160,3 @@ def test_a_service_stopped_without_errors_is_named_beside_the_cause():
     cause = compose_log_summary(services)["cause"]
     assert cause["service"] == "web"
     assert cause["reason"] == "only its logs show errors; db is exited with no error in its logs"
-
