@@ -431,11 +431,13 @@ def fly_instances(status_doc, now):
 
 
 def fly_release(status_doc, instances):
-    """Fly release: the image the started machines run (``ImageRef``) and the app's Version."""
-    refs = sorted(set(i["image_ref"] for i in instances if i.get("image_ref") and i["state"] == "running"))
-    if not refs:
-        refs = sorted(set(i["image_ref"] for i in instances if i.get("image_ref")))
-    return {"id": refs[0] if len(refs) == 1 else (",".join(refs) or None),
+    """Fly release: the image the machines run (``ImageRef``) and the app's Version. ``image_ref`` is the image of
+    the started machines; ``id`` names every machine's image, so a half-done rolling deploy (a machine stopped on
+    the new image beside started ones on the old) is not mistaken for the old release."""
+    running = sorted(set(i["image_ref"] for i in instances if i.get("image_ref") and i["state"] == "running"))
+    every = sorted(set(i["image_ref"] for i in instances if i.get("image_ref")))
+    refs = running or every
+    return {"id": every[0] if len(every) == 1 else (",".join(every) or None),
             "image_ref": refs[0] if refs else None, "version": status_doc.get("Version")}
 
 

@@ -255,8 +255,14 @@ def test_fly_status_machines():
     assert items[0]["uptime_s"] == 30 and items[0]["mem_bytes"] is None and items[0]["pid"] is None
     assert items[0]["image_ref"] == "registry.fly.io/hotdash-production:deployment-01HX@sha256:1111"
     release = t.fly_release(doc, items)
-    assert release == {"id": "registry.fly.io/hotdash-production:deployment-01HX@sha256:1111",
+    # the started machine's image, and an id naming both images: the stopped machine is on another one, so the
+    # app is not wholly on either release (a half-done rolling deploy), and a rollback to either is not a no-op
+    assert release == {"id": "registry.fly.io/hotdash-production:deployment-01HW@sha256:0000,"
+                             "registry.fly.io/hotdash-production:deployment-01HX@sha256:1111",
                        "image_ref": "registry.fly.io/hotdash-production:deployment-01HX@sha256:1111", "version": 42}
+    same = dict(doc, Machines=[dict(m, image_ref=doc["Machines"][0]["image_ref"]) for m in doc["Machines"]])
+    assert t.fly_release(same, t.fly_instances(same, now=1714644000 + 30))["id"] == \
+        "registry.fly.io/hotdash-production:deployment-01HX@sha256:1111"
 
 
 def test_fly_releases_newest_first():

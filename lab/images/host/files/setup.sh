@@ -15,6 +15,7 @@ T=/opt/lab-app/src/twins
 LAB_DB_PASSWORD=$(cat "$F/db-password")   # lab-only value, also in inventories/lab vault
 
 ln -sfn /opt/pm2/node_modules/pm2/bin/pm2 /usr/local/bin/pm2
+ln -sfn /opt/pm2/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
 mv /opt/lab-app/src/node_modules /opt/lab-app/node_modules
 mkdir -p /opt/lab-app/node_modules/.bin && install -m 0755 "$T/prisma-standin.js" /opt/lab-app/node_modules/.bin/prisma-standin
 git config --system user.email deploy@lab.example && git config --system user.name "lab deploy"
