@@ -83,7 +83,8 @@ def test_rulebook_runs_catalog_playbooks_with_throttle():
     rulebook = yaml.safe_load((REPO / "extensions" / "eda" / "rulebooks" / "alertmanager.yml").read_text())
     playbooks = {"sre.runbooks." + p[:-4] for p in cat.playbooks(CATALOG)}
     rules = rulebook[0]["rules"]
-    expected = {"app_down", "backup", "db_connections", "failed_jobs", "high_resource", "slow_queries", "tls_cert"}
+    expected = {"app_down", "backup", "db_connections", "error_rate", "failed_jobs", "high_resource", "slow_queries",
+                "tls_cert"}
     assert {r["name"].split(":")[0] for r in rules} == expected
     for rule in rules:
         assert rule["throttle"]["once_within"]
