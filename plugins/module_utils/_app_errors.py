@@ -343,6 +343,12 @@ def fly_record(entry):
 
 # ---------------------------------------------------------------- tallies
 
+class _ReleaseErrors(dict):
+    def __missing__(self, key):
+        self[key] = [0, 0]
+        return self[key]
+
+
 class Tally:
     """Requests, errors, slow requests, endpoints, error types and messages of one source over the window.
 
@@ -361,7 +367,7 @@ class Tally:
         self.types = {}
         self.messages = {}  # (scrubbed message, type) -> count
         self.releases = []  # (epoch, release) in the window
-        self.errors_by_release = {}
+        self._release_errors = _ReleaseErrors()
         self.lines = 0
 
     def _endpoint(self, endpoint):
@@ -394,11 +400,18 @@ class Tally:
             self.releases.append((record.get("epoch") or 0.0, record["release"]))
         if record.get("status") is not None:
             self.add_request(record.get("endpoint"), record["status"], record.get("duration_ms"))
-        if record.get("level") in ("error", "fatal") or (record.get("status") or 0) >= 500:
-            if record.get("release"):
-                self.errors_by_release[record["release"]] = self.errors_by_release.get(record["release"], 0) + 1
+        release = record.get("release")
+        if release and (record.get("status") or 0) >= 500:
+            self._release_errors[release][0] += 1
+        if release and record.get("level") in ("error", "fatal"):
+            self._release_errors[release][1] += 1
         if record.get("level") in ("error", "fatal"):
             self.add_error(record.get("error"), record.get("type"), record.get("endpoint"))
+
+    @property
+    def errors_by_release(self):
+        """{release: errors} counted as the source's errors are (the larger of 5xx lines and error lines)."""
+        return dict((release, max(counts)) for release, counts in self._release_errors.items())
 
     @property
     def errors(self):
