@@ -10,6 +10,7 @@ flyctl."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -255,3 +256,21 @@ def test_fly_logs_of_the_fake_flyctl(tmp_path):
     codes = [f["code"] for f in res["findings"]]
     assert "log_errors" in codes and "error_rate_over_threshold" not in codes, res["findings"]
     assert any("[PC01]" in e["message"] for e in res["top_errors"]), res["top_errors"]
+
+
+def test_fly_target_reads_the_logs_through_the_target_interface(tmp_path):
+    """Kind fly: the role reads `flyctl logs --json --no-tail` through the target role's fly_command (the fake
+    flyctl, FAKE_FLY_STATE in the test's directory) and counts the error lines of a crashing release."""
+    env = {"FAKE_FLY_STATE": str(tmp_path / "fly" / "state.json")}
+    (tmp_path / "fly").mkdir()
+    subprocess.run([str(FLYCTL), "deploy", "--image", "registry.fly.io/hotdash-production:bad-1", "--app",
+                    "hotdash-production"], env=env, capture_output=True, text=True, check=False)
+    host_vars = {"sre_target_kind": "fly", "sre_fly_app": "hotdash-production", "sre_flyctl": str(FLYCTL),
+                 "sre_app_name": "hotdash-production", "sre_proxy_kind": "none", "error_rate_threshold_pct": 5}
+    for check in (False, True):
+        r = run_playbook("error_rate_diagnose", tmp_path=tmp_path, inventory=inventory(tmp_path, **host_vars),
+                         target="twin", python_interpreter=False, check=check, verbosity=1, env=env)
+        out = " ".join(r.output.split())
+        assert r.rc == 0 and r.changed("twin") == 0 and "Traceback" not in out, out
+        assert re.search(r"fly_logs \(flyctl logs\): [1-9]\d* error lines \(no request count there, no rate\), "
+                         r"window 900 s", out) and "log_errors" in out, out
