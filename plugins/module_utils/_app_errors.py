@@ -220,8 +220,8 @@ def metrics_delta(first, second):
 
 # ---------------------------------------------------------------- log lines
 
-_MONTHS = dict((m, i + 1) for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
-                                                  "Oct", "Nov", "Dec"]))
+_MONTHS = dict((m, i + 1) for i, m in enumerate(
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]))
 _NGINX_RE = re.compile(
     r'^(?P<addr>\S+) \S+ (?P<user>\S+) \[(?P<day>\d{2})/(?P<mon>\w{3})/(?P<year>\d{4}):(?P<h>\d{2}):(?P<m>\d{2}):'
     r'(?P<s>\d{2}) (?P<tz>[+-]\d{4})\] "(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\S+)'

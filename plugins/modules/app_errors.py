@@ -62,12 +62,12 @@ options:
     description: Files or globs of JSON logs, one object per line (C(timestamp), C(level), C(release), C(endpoint),
       C(status), C(duration), C(error), C(type)).
     type: list
-    elements: str
+    elements: path
     default: []
   access_log_files:
     description: Files or globs of proxy access logs, in O(access_log_format).
     type: list
-    elements: str
+    elements: path
     default: []
   access_log_format:
     description:
@@ -298,7 +298,7 @@ def expand(patterns):
     """(files, missing patterns)."""
     files, missing = [], []
     for pattern in patterns:
-        found = sorted(p for p in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(p))
+        found = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
         if found:
             files.extend(f for f in found if f not in files)
         else:
@@ -567,8 +567,8 @@ def main():
             health_url=dict(type="str"),
             health_format=dict(type="str", choices=["sme", "generic"], default="sme"),
             metrics_url=dict(type="str"),
-            json_log_files=dict(type="list", elements="str", default=[]),
-            access_log_files=dict(type="list", elements="str", default=[]),
+            json_log_files=dict(type="list", elements="path", default=[]),
+            access_log_files=dict(type="list", elements="path", default=[]),
             access_log_format=dict(type="str", choices=["nginx_combined", "caddy_json"], default="nginx_combined"),
             fly_logs=dict(type="str"),
             window_s=dict(type="int", default=900),
