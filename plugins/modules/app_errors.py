@@ -69,6 +69,12 @@ options:
     type: list
     elements: path
     default: []
+  access_log_text:
+    description:
+      - Access log lines given as text, in O(access_log_format), for example Caddy's JSON log read from its unit's
+        journal by the role (Caddy writes its logs to stderr unless told otherwise). Reported as the source
+        C(access_logs) with C(where) C(journal); only lines stamped in the window count.
+    type: str
   access_log_format:
     description:
       - C(nginx_combined) is nginx's C(combined) format (a request time after the user agent is used for slow
@@ -472,6 +478,14 @@ class Run:
             return
         self.finish_tally(tally, ", ".join(f for f in files), has_requests=tally.requests > 0)
 
+    def text_log(self, source, where, lines, parse):
+        tally = ae.Tally(source, self.p["slow_ms"])
+        for line in lines:
+            record = parse(line)
+            if record is not None and record.get("epoch") is not None and record["epoch"] >= self.since:
+                tally.add_record(record)
+        self.finish_tally(tally, where, has_requests=tally.requests > 0)
+
     def fly(self):
         entries = parse_fly_logs(self.p["fly_logs"])
         tally = ae.Tally("fly_logs", self.p["slow_ms"])
@@ -569,6 +583,7 @@ def main():
             metrics_url=dict(type="str"),
             json_log_files=dict(type="list", elements="path", default=[]),
             access_log_files=dict(type="list", elements="path", default=[]),
+            access_log_text=dict(type="str"),
             access_log_format=dict(type="str", choices=["nginx_combined", "caddy_json"], default="nginx_combined"),
             fly_logs=dict(type="str"),
             window_s=dict(type="int", default=900),
@@ -593,16 +608,19 @@ def main():
                 name, "positive" if name in ("window_s", "top", "timeout", "log_max_bytes") else "0 or more", p[name]))
     if p["threshold_pct"] <= 0 or p["threshold_pct"] > 100:
         module.fail_json(msg="app_errors: threshold_pct must be above 0 and at most 100 (got %s)" % p["threshold_pct"])
-    if not (p["health_url"] or p["metrics_url"] or p["json_log_files"] or p["access_log_files"] or p["fly_logs"]):
-        module.fail_json(msg="app_errors: no source given (health_url, metrics_url, json_log_files, access_log_files "
-                             "or fly_logs)")
+    if not (p["health_url"] or p["metrics_url"] or p["json_log_files"] or p["access_log_files"] or p["fly_logs"]
+            or p["access_log_text"] is not None):
+        module.fail_json(msg="app_errors: no source given (health_url, metrics_url, json_log_files, access_log_files, "
+                             "access_log_text or fly_logs)")
     run = Run(module)
     run.sample()
     if p["json_log_files"]:
         run.logs("json_logs", p["json_log_files"], ae.parse_json_log)
+    parse = ae.parse_nginx_combined if p["access_log_format"] == "nginx_combined" else ae.parse_caddy_json
     if p["access_log_files"]:
-        parse = ae.parse_nginx_combined if p["access_log_format"] == "nginx_combined" else ae.parse_caddy_json
         run.logs("access_logs", p["access_log_files"], parse)
+    if p["access_log_text"] is not None:
+        run.text_log("access_logs", "journal", p["access_log_text"].splitlines(), parse)
     if p["fly_logs"]:
         run.fly()
     result = run.verdict()

@@ -274,3 +274,29 @@ def test_fly_target_reads_the_logs_through_the_target_interface(tmp_path):
         assert r.rc == 0 and r.changed("twin") == 0 and "Traceback" not in out, out
         assert re.search(r"fly_logs \(flyctl logs\): [1-9]\d* error lines \(no request count there, no rate\), "
                          r"window 900 s", out) and "log_errors" in out, out
+
+
+def test_caddy_journal_is_read_when_no_access_log_file_is_set(tmp_path):
+    """Caddy (sre_proxy_kind caddy) logs to the journal: the role reads its unit's journal over the window. Here no
+    such unit has lines (or the host has no journal): an empty source or one clear finding, never a failure."""
+    r, out = play(tmp_path, {"sre_proxy_kind": "caddy", "sre_proxy_service": "sre-error-rate-test-no-such-unit",
+                             "sre_app_health_url": ""})
+    assert r.rc == 0 and r.changed("twin") == 0 and "Traceback" not in out, out
+    assert ("access_logs (journal): no lines in the window 900 s" in out
+            or "the journal of sre-error-rate-test-no-such-unit could not be read" in out), out
+
+
+def test_caddy_json_access_lines_given_as_text():
+    now = time.time()
+    lines = [json.dumps({"level": "error" if i < 3 else "info", "ts": now - 60 + i, "logger": "http.log.access.log0",
+                         "msg": "handled request", "status": 502 if i < 3 else 200, "duration": 0.5 if i < 2 else 0.01,
+                         "request": {"method": "GET", "uri": "/api/orders/%d?key=%s" % (i, TOKEN)}})
+             for i in range(10)]
+    lines.append(json.dumps({"level": "info", "ts": now - 7200, "logger": "http.log.access.log0", "status": 500,
+                             "request": {"method": "GET", "uri": "/old"}}))  # outside the window
+    lines.append('{"level":"info","ts":%f,"logger":"tls","msg":"certificate obtained"}' % now)
+    res = errors_module({"access_log_text": "\n".join(lines), "access_log_format": "caddy_json", "threshold_pct": 5})
+    src = res["sources"][0]
+    assert (src["source"], src["where"], src["requests"], src["errors"], src["slow"]) == ("access_logs", "journal", 10, 3, 2)
+    assert res["over_threshold"] and res["endpoints"][0]["endpoint"] == "/api/orders/:id"
+    assert TOKEN not in json.dumps({k: v for k, v in res.items() if k not in ("invocation", "raw")})
