@@ -14,6 +14,15 @@ __metaclass__ = type
 
 import re
 
+try:  # libc memmem through ctypes: as fast as the regex below and it releases the GIL (the inflating thread runs)
+    import ctypes
+    _memmem = ctypes.CDLL(None).memmem
+    _memmem.restype = ctypes.c_void_p
+    _memmem.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
+    _c_char_p, _c_void_p, _cast = ctypes.c_char_p, ctypes.c_void_p, ctypes.cast
+except (ImportError, OSError, AttributeError, TypeError):  # no ctypes or no memmem in the C library: the regex
+    _memmem = None
+
 from ansible_collections.sre.runbooks.plugins.module_utils._dump_stream import (
     CARRY_MAX,
     HEAD_KEEP,
@@ -39,6 +48,26 @@ TRAILER_LINE_RE = re.compile(rb"^(?:--.*|\s*|\\unrestrict \S+|\\connect .*)$")
 COPY_SCAN_RE = re.compile(rb"\n(?:\\\.\n|COPY )")
 EDGE = 5                     # bytes kept across a chunk boundary inside COPY data: len(b"\nCOPY ") - 1
 SCAN_STEP = 256 << 10        # bytes searched per regex call: the GIL is held that long, the inflating thread waits
+TERMINATOR = b"\n\\.\n"
+COPY_AT_LINE = b"\nCOPY "
+# memmem is used when this is true and libc has it (tests set it false to run the regex fallback)
+USE_MEMMEM = _memmem is not None
+
+
+def _address(buf):
+    """Address of the bytes of buf for memmem, or None (no memmem, or buf is not a bytes object)."""
+    if not USE_MEMMEM or type(buf) is not bytes:  # pylint: disable=unidiomatic-typecheck  # exactly bytes
+        return None
+    return _cast(_c_char_p(buf), _c_void_p).value
+
+
+def _memfind(addr, start, end, needle):
+    """Offset of needle in the bytes at addr between start and end (like bytes.find), -1 when absent. The
+    caller keeps the bytes object alive; the GIL is released during the search."""
+    if end - start < len(needle):
+        return -1
+    hit = _memmem(addr + start, end - start, needle, len(needle))
+    return -1 if hit is None else hit - addr
 
 
 class PlainScanner:
@@ -138,15 +167,32 @@ class PlainScanner:
             start = stop
 
     def _scan_copy(self, buf, start, base):
-        m = self._search_copy(buf, start)
-        while m is not None:
-            hit = m.start()
-            if m.end() - hit == 4:  # b"\n\\.\n"
+        size = len(buf)
+        addr = _address(buf)
+        term = None  # memmem: offset of the first terminator at or after pos (-1: none in buf), None: not searched
+        pos = start
+        while True:
+            if addr is None:
+                m = self._search_copy(buf, pos)
+                if m is None:
+                    break
+                hit, is_term = m.start(), m.end() - m.start() == 4
+            else:
+                if term is None or 0 <= term < pos:
+                    term = _memfind(addr, pos, size, TERMINATOR)
+                # a COPY line before the terminator (it ends before the terminator starts)
+                hit = _memfind(addr, pos, term if term >= 0 else size, COPY_AT_LINE)
+                is_term = hit < 0
+                if is_term:
+                    hit = term
+                    if hit < 0:
+                        break
+            if is_term:  # b"\n\\.\n"
                 self._copy_done()
-                return m.end()
+                return hit + 4
             eol = buf.find(b"\n", hit + 1)
             if eol < 0:
-                if len(buf) - hit <= CARRY_MAX:
+                if size - hit <= CARRY_MAX:
                     self.carry = buf[hit:]   # the line is not complete yet: check it with the next chunk
                     self.offset = base + hit
                     return None
@@ -154,8 +200,8 @@ class PlainScanner:
             if COPY_LINE_RE.match(buf, hit + 1, eol):
                 raise DumpError("copy_unterminated", "the COPY block of %s (from byte %d) has no '\\.' terminator "
                                 "before the next COPY at byte %d" % (self.in_copy, self.copy_start, base + hit + 1))
-            m = self._search_copy(buf, eol)
-        cut = max(len(buf) - EDGE, start)
+            pos = eol
+        cut = max(size - EDGE, start)
         self.carry = buf[cut:]
         self.offset = base + cut
         return None

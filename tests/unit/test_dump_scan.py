@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests for the two ways the plain-dump scanner finds COPY terminators and COPY lines inside COPY data
+(plugins/module_utils/_dump_plain.py): libc memmem through ctypes (GIL released) and the regex fallback used
+when ctypes or memmem is missing. Both must give the same answers at every chunk boundary, for data rows
+that start with 'COPY ', for a missing terminator, and for buffers that are not bytes objects."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import sys
+
+import pytest
+
+from conftest import ensure_collection_link
+
+sys.path.insert(0, str(ensure_collection_link()))
+from ansible_collections.sre.runbooks.plugins.module_utils import _dump, _dump_plain  # noqa: E402
+from test_dump_boundaries import COPY_LINES, PLAIN, TERMINATORS, near, scan, splits  # noqa: E402
+
+HAS_MEMMEM = _dump_plain._memmem is not None
+
+
+@pytest.fixture(params=["memmem", "regex"])
+def finder(request, monkeypatch):
+    if request.param == "memmem" and not HAS_MEMMEM:
+        pytest.skip("this C library has no memmem")
+    monkeypatch.setattr(_dump_plain, "USE_MEMMEM", request.param == "memmem")
+    return request.param
+
+
+def test_memmem_is_there_on_linux():
+    # the fast path is what the module uses on its Linux targets: a silent fallback would only be slower
+    assert HAS_MEMMEM or not sys.platform.startswith("linux")
+
+
+@pytest.mark.skipif(not HAS_MEMMEM, reason="no memmem")
+def test_memfind_agrees_with_bytes_find():
+    rnd = random.Random(7)
+    alphabet = b"\n\\.COPY x"
+    for dummy in range(300):
+        data = bytes(rnd.choice(alphabet) for dummy in range(rnd.randint(0, 200)))
+        addr = _dump_plain._address(data)
+        for needle in (_dump_plain.TERMINATOR, _dump_plain.COPY_AT_LINE):
+            start = rnd.randint(0, len(data))
+            end = rnd.randint(start, len(data))
+            assert _dump_plain._memfind(addr, start, end, needle) == data.find(needle, start, end)
+
+
+def test_only_bytes_objects_take_the_memmem_path(monkeypatch):
+    monkeypatch.setattr(_dump_plain, "USE_MEMMEM", True)
+    assert _dump_plain._address(bytearray(b"x")) is None
+    assert _dump_plain._address(memoryview(b"x")) is None
+    assert (_dump_plain._address(b"x") is not None) == HAS_MEMMEM
+    monkeypatch.setattr(_dump_plain, "USE_MEMMEM", False)
+    assert _dump_plain._address(b"x") is None
+
+
+def test_two_chunks_cut_anywhere(finder):
+    whole = scan([PLAIN])
+    assert whole.copy_blocks == 3
+    for cut in range(1, len(PLAIN)):
+        got = scan(splits(PLAIN, [cut]))
+        assert (got.copy_blocks, got.tables) == (3, whole.tables), (finder, cut)
+
+
+def test_a_terminator_split_exactly_across_a_chunk_boundary(finder):
+    for term in TERMINATORS:
+        for cut in range(term, term + 5):  # before the newline, after each of its 4 bytes
+            assert scan(splits(PLAIN, [cut])).copy_blocks == 3, (finder, cut)
+
+
+def test_three_chunks_around_every_mark(finder):
+    points = near(TERMINATORS + COPY_LINES, 6)
+    for a in points:
+        for b in (a + 1, a + 3, a + 7):
+            assert scan(splits(PLAIN, [a, b])).copy_blocks == 3, (finder, a, b)
+
+
+def test_a_missing_terminator_is_found_at_every_cut(finder):
+    broken = PLAIN.replace(b"\\.\n\n\nCOPY public.b", b"\n\nCOPY public.b", 1)
+    for cut in near(COPY_LINES, 8) + [1, len(broken) // 2]:
+        with pytest.raises(_dump.DumpError) as err:
+            scan(splits(broken, [cut]))
+        assert err.value.code == "copy_unterminated", (finder, cut)
+        assert "public.a" in err.value.message
+
+
+def test_many_data_rows_starting_with_copy(finder):
+    # rows starting with 'COPY ' are data: each is checked once, the terminator after them is found once
+    rows = b"".join(b"COPY row %d is data\n" % i for i in range(20000))
+    dump = PLAIN.replace(b"COPY public.b (x) FROM stdin;\n", b"COPY public.b (x) FROM stdin;\n" + rows, 1)
+    for size in (len(dump), 65536, 4097):
+        got = scan([dump[i:i + size] for i in range(0, len(dump), size)])
+        assert got.copy_blocks == 3, (finder, size)
+
+
+def test_a_dump_cut_inside_copy_data(finder):
+    cut = PLAIN[:TERMINATORS[0]]
+    with pytest.raises(_dump.DumpError) as err:
+        scan([cut[:len(cut) // 2], cut[len(cut) // 2:]])
+    assert err.value.code == "copy_unterminated", finder
+
+
+def test_the_verifier_with_each_finder(tmp_path, finder):
+    path = tmp_path / "db.sql.gz"
+    path.write_bytes(gzip.compress(PLAIN))
+    result = _dump.Verifier(str(path)).run()
+    assert result["valid"], (finder, result["findings"])
+    assert result["data_blocks"] == 3
