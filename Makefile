@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 .PHONY: help demo test bootstrap venv collections-link unit integration sanity lint build \
-        lab lab-up lab-down lab-status molecule bench clean
+        lab lab-up lab-down lab-status molecule drills bench clean
 
 help:
 	@echo "make demo   - build and start the lab, break it, run diagnose then remediate, print findings"
@@ -45,6 +45,11 @@ build:
 
 molecule:
 	@STAGES="lab molecule" scripts/test.sh
+
+# only the drills (molecule/_drills/drills.yml) on the running lab twins; MOLECULE_SCENARIOS still limits them
+drills:
+	@MOLECULE_SCENARIOS="$${MOLECULE_SCENARIOS:-$$(python3 -c 'import yaml; print(" ".join(yaml.safe_load(open("molecule/_drills/drills.yml"))["drills"]))')}" \
+	  STAGES="lab molecule" scripts/test.sh
 
 lab lab-up:
 	@scripts/bootstrap.sh && lab/up.sh

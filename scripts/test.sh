@@ -85,6 +85,10 @@ stage_molecule() {
     scenarios=${MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)}
     [ -n "$scenarios" ] || { echo "no molecule scenarios found"; exit 1; }
     fails=0
+    # the drills (molecule/_drills/drills.yml) write when the fault went in and when the twin was healthy here
+    export SRE_DRILL_RESULTS="$here/build/drills"
+    rm -rf "$SRE_DRILL_RESULTS" && mkdir -p "$SRE_DRILL_RESULTS"
+    drills=()
     for s in $scenarios; do
       t0=$(date +%s)
       # Forget state left by an earlier run (molecule keeps it under ~/.cache/molecule): a scenario
@@ -92,7 +96,11 @@ stage_molecule() {
       molecule reset -s "$s" >/dev/null 2>&1 || true
       if molecule test -s "$s"; then r=ok; else r=FAILED; fails=$((fails + 1)); fi
       echo "molecule scenario $s: $r in $(( $(date +%s) - t0 ))s"
+      if grep -q "molecule/_drills/drills.yml" "molecule/$s/molecule.yml" 2>/dev/null; then
+        drills+=("$s"); echo "$r" > "$SRE_DRILL_RESULTS/$s.result"
+      fi
     done
+    if [ ${#drills[@]} -gt 0 ]; then python3 "$here/scripts/drill_matrix.py" "$SRE_DRILL_RESULTS" "${drills[@]}"; fi
     [ "$fails" -eq 0 ]
   )
 }

@@ -20,6 +20,11 @@ async function main() {
     return 2;
   }
   process.stderr.write('prisma (lab stand-in for the Prisma CLI)\n');
+  // as Prisma does: DATABASE_URL from ./.env when the environment has none
+  if (!process.env.DATABASE_URL && fs.existsSync('.env')) {
+    const m = fs.readFileSync('.env', 'utf8').match(/^DATABASE_URL=(.*)$/m);
+    if (m) process.env.DATABASE_URL = m[1].replace(/^["']|["']$/g, '');
+  }
   const db = new Client({ connectionString: process.env.DATABASE_URL });
   await db.connect();
   await db.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (

@@ -8,7 +8,7 @@ import time
 
 import psycopg2
 
-env = dict(line.strip().split("=", 1) for line in open("/srv/saasresto/shared/.env") if "=" in line)
+env = dict(line.strip().split("=", 1) for line in open("/opt/saasresto/.env") if "=" in line)
 held = []
 while True:
     try:

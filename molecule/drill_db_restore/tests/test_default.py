@@ -42,7 +42,7 @@ def test_live_database_holds_the_dump(host):
     now = json.loads(host.check_output(FINGERPRINT.format(db="saasresto")))
     assert now == fingerprints["backup"]
     assert now != fingerprints["live"]
-    assert int(psql(host, "SELECT count(*) FROM menus WHERE name LIKE 'drill menu after the dump%'", "saasresto")) == 0
+    assert int(psql(host, "SELECT count(*) FROM \"Menu\" WHERE name LIKE 'drill menu after the dump%'", "saasresto")) == 0
 
 
 def test_previous_data_kept_under_the_retention_name(host):

@@ -58,6 +58,6 @@ def test_nginx_rate_limits_in_front(host):
     health = json.loads(host.check_output("curl -fsS -m 5 http://127.0.0.1:80/health"))
     assert health["status"] == "ok"
     # a burst over the zone's rate is refused with 429 and logged in nginx's error log
-    codes = host.check_output("for i in $(seq 1 40); do curl -s -o /dev/null -w '%%{http_code} ' http://127.0.0.1/health; done")
+    codes = host.run("for i in $(seq 1 40); do curl -s -o /dev/null -w '%{http_code} ' http://127.0.0.1/health; done").stdout
     assert "429" in codes.split()
     assert "limiting requests" in host.file("/var/log/nginx/error.log").content_string

@@ -130,5 +130,5 @@ def test_backups_are_what_the_apps_have(host):
     assert 'CREATE TABLE public."User"' in host.check_output(f"zcat {BACKUPS}/latest_backup.sql.gz | head -400")
     assert len([d for d in dumps if d.endswith(".dump")]) == 2
     assert host.run(f"cd {BACKUPS} && sha256sum -c --quiet *.sha256").rc == 0
-    assert '"Item"' in host.check_output(f"pg_restore -l {BACKUPS}/saasresto-20260102T020000Z.dump")
+    assert "TABLE DATA public Item " in host.check_output(f"pg_restore -l {BACKUPS}/saasresto-20260102T020000Z.dump")
     assert host.file("/var/backups/cookcam/backup_20260102.dump").exists

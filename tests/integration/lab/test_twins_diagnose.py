@@ -9,25 +9,15 @@ import json
 import re
 
 import pytest
+import yaml
 
-from playbook_runner import LAB_INVENTORY, lab_marks, run_playbook
+from playbook_runner import LAB_INVENTORY, REPO, lab_marks, run_playbook
 
 pytestmark = lab_marks()
 
-ALL = {"lab-systemd", "lab-sme", "lab-pm2", "lab-compose", "lab-fly"}
-# runbook -> the twins that have what it diagnoses (the lab's apps as their runbooks describe them)
-APPLIES = {
-    "app_down": ALL,
-    "deploy_failure": ALL,
-    "db_connections": ALL,
-    "slow_queries": ALL,
-    "high_resource": ALL,
-    "secrets": ALL,
-    "tls_cert": {"lab-systemd", "lab-compose"},                  # Caddy (000), nginx + certbot (003)
-    "login": {"lab-systemd"},                                     # Prisma "User" / "Session" (000)
-    "data_integrity": {"lab-systemd", "lab-sme", "lab-compose"},  # the apps with foreign-key relations
-    "backup": {"lab-systemd", "lab-pm2", "lab-compose"},          # latest_backup / backup_*.dump / daily/*.sql.gz
-}
+# runbook -> the twins that have what it diagnoses: molecule/_drills/drills.yml `applies` (the one list)
+APPLIES = {runbook: set(hosts) for runbook, hosts in
+           yaml.safe_load((REPO / "molecule" / "_drills" / "drills.yml").read_text())["applies"].items()}
 # findings that mean "you did not tell me about this app" rather than a state of the app
 NOT_CONFIGURED = re.compile(r"not configured|is not set|does not exist|not found|no such (file|table|column)"
                             r"|unknown (table|column)|nothing to (check|diagnose)", re.I)

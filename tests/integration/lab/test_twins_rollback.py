@@ -57,11 +57,11 @@ def git_heal(container, checkout, restart):
             check=False)
 
 
-def rollback(tmp_path, host, env=None):
+def rollback(tmp_path, host, env=None, extra=None):
     tmp_path.mkdir(parents=True, exist_ok=True)
     return run_playbook("deploy_failure_rollback", tmp_path=tmp_path, inventory=LAB_INVENTORY, limit=host,
-                        extra_vars={"sre_confirm": "yes", "target_cooldown_min_interval_s": 0}, timeout=600,
-                        env=env or {})
+                        extra_vars=dict({"sre_confirm": "yes", "target_cooldown_min_interval_s": 0}, **(extra or {})),
+                        timeout=600, env=env or {})
 
 
 def healthy(container, url):
@@ -93,6 +93,25 @@ def test_git_twin_rolls_back_to_the_commit_before_the_bad_pull(tmp_path, host):
         assert healthy(container, url), res.output
         again = rollback(tmp_path / "again", host)
         assert again.rc == 0 and again.changed(host) == 0, again.output
+    finally:
+        git_heal(container, checkout, restart)
+
+
+def test_rollback_behind_an_applied_migration_is_refused(tmp_path):
+    """saasresto's release 2 added a Prisma migration the database has applied: rolling back to release 1 would run
+    its code on a schema ahead of it. Refused (nothing changed) unless sre_allow_schema_ahead=yes."""
+    container, checkout, restart, url = GIT_TWINS["lab-systemd"]
+    head = in_host(container, "git -C %s rev-parse HEAD" % checkout)
+    extra = {"deploy_failure_rollback_to": "deploy-20260101", "deploy_failure_rollback_when_healthy": True}
+    try:
+        res = rollback(tmp_path, "lab-systemd", extra=extra)
+        assert res.rc != 0 and res.changed("lab-systemd") == 0, res.output
+        assert "20260102000000_item_available" in res.output and "Nothing was changed" in res.output, res.output
+        assert in_host(container, "git -C %s rev-parse HEAD" % checkout) == head
+        res = rollback(tmp_path / "allowed", "lab-systemd", extra=dict(extra, sre_allow_schema_ahead="yes"))
+        assert res.rc == 0 and res.changed("lab-systemd") > 0, res.output
+        assert in_host(container, "cat %s/REVISION" % checkout) == "release-2026.01.01"
+        assert healthy(container, url), res.output
     finally:
         git_heal(container, checkout, restart)
 

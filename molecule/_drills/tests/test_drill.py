@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Drill verify (testinfra, on the twin): the app is healthy and the fault's own signal is gone."""
+
+import os
+from pathlib import Path
+
+import testinfra.utils.ansible_runner
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+LAB_INVENTORY = REPO / "inventories" / "lab"
+SPEC = yaml.safe_load((Path(__file__).resolve().parents[1] / "drills.yml").read_text())
+DRILL = SPEC["drills"][os.environ["SRE_DRILL"]]
+# the twin through the lab inventory itself (its connection: docker exec into the container, or local)
+testinfra_hosts = ["ansible://%s?ansible_inventory=%s" % (DRILL["twin"], LAB_INVENTORY)]
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(str(LAB_INVENTORY))
+
+
+def shell(host, key, spec):
+    """The drill's shell snippet with the host's inventory variables (as prepare.yml templates it)."""
+    variables = RUNNER.get_variables(DRILL["twin"])
+    text = spec[key]
+    for name in ("sre_compose_project_dir",):
+        text = text.replace("{{ %s }}" % name, str(variables.get(name, "")))
+    return text.replace("{{ '{{' }}", "{{").replace("{{ '}}' }}", "}}")
+
+
+def test_the_app_is_healthy(host):
+    cmd = host.run(SPEC["twins"][DRILL["twin"]]["health"])
+    assert cmd.rc == 0, cmd.stdout + cmd.stderr
+
+
+def test_the_fault_is_gone(host):
+    cmd = host.run(shell(host, "present", DRILL))
+    assert cmd.rc != 0, "the fault's signal is still there: " + cmd.stdout + cmd.stderr
