@@ -108,3 +108,47 @@ def test_the_verifier_with_each_finder(tmp_path, finder):
     result = _dump.Verifier(str(path)).run()
     assert result["valid"], (finder, result["findings"])
     assert result["data_blocks"] == 3
+
+
+def test_a_cut_block_followed_by_an_empty_copy_block(finder):
+    # the COPY line of the next block lies right before the terminator: it ends at the terminator's newline
+    dump = PLAIN.replace(b"\\.\n\n\nCOPY public.b (x) FROM stdin;\nCOPY is a word here\n2\tCOPY x FROM stdin;\n\\\\.\n",
+                         b"COPY public.b (x) FROM stdin;\n", 1)
+    for cut in [len(dump)] + near([dump.index(b"\nCOPY public.b")], 14):
+        with pytest.raises(_dump.DumpError) as err:
+            scan(splits(dump, [cut]))
+        assert err.value.code == "copy_unterminated", (finder, cut)
+
+
+def outcome(pieces):
+    try:
+        got = scan(pieces)
+    except _dump.DumpError as exc:
+        return exc.code, exc.message
+    return got.copy_blocks, got.tables
+
+
+@pytest.mark.skipif(not HAS_MEMMEM, reason="no memmem")
+def test_memmem_and_regex_agree_on_random_dumps(monkeypatch):
+    rnd = random.Random(16)
+    lines = [b"1\tx\t\\N", b"COPY is data", b"COPY public.z (a) FROM stdin;", b"2\tCOPY y FROM stdin;",
+             b"\\\\.", b"x FROM stdin;", b"COPY", b"", b"3\t" + b"w" * 40]
+    head = PLAIN[:PLAIN.index(b"COPY public.a")]
+    for dummy in range(150):
+        body = []
+        for table in range(rnd.randint(1, 3)):
+            body.append(b"COPY public.a (id, sku, name, note) FROM stdin;")
+            body.extend(rnd.choice(lines) for dummy in range(rnd.randint(0, 12)))
+            if rnd.random() < 0.85:
+                body.append(b"\\.")
+            body.append(b"")
+        dump = head + b"\n".join(body) + b"\n" + PLAIN[FOOTER_START:]
+        cuts = [rnd.randint(1, len(dump) - 1) for dummy in range(rnd.randint(0, 4))]
+        answers = []
+        for fast in (True, False):
+            monkeypatch.setattr(_dump_plain, "USE_MEMMEM", fast)
+            answers.append(outcome(splits(dump, cuts)))
+        assert answers[0] == answers[1], (dump, cuts)
+
+
+FOOTER_START = PLAIN.index(b"--\n-- PostgreSQL database dump complete")
