@@ -28,7 +28,9 @@ def changing_playbook(catalog, runbook):
 
 
 def files_for(name, drill, catalog):
-    extra = dict({"sre_confirm": "yes"}, **(drill.get("remediate_vars") or {}))
+    # sre_lab_root: the lab inventory finds the lab from inventory_dir, which is Molecule's own inventory here
+    extra = dict({"sre_confirm": "yes", "sre_lab_root": "${MOLECULE_PROJECT_DIRECTORY}/lab"},
+                 **(drill.get("remediate_vars") or {}))
     molecule = ((HERE / "molecule.yml.template").read_text()
                 .replace("__DRILL__", name).replace("__HOST__", drill["twin"])
                 .replace("__EXTRA__", json.dumps(extra, sort_keys=True)))

@@ -92,6 +92,7 @@ from ansible.plugins.callback import CallbackBase
 from ansible_collections.sre.runbooks.plugins.plugin_utils._incident import (
     CENSORED,
     FINDING_RANK,
+    causes_by_host,
     Scrubber,
     chat_text,
     communication,
@@ -343,6 +344,7 @@ class CallbackModule(CallbackBase):
                                 severity=entry["severity"], code=entry["code"])
             facts = item.get("ansible_facts")
             if isinstance(facts, dict):
+                self._role_findings(host_name, task_name, facts)
                 for fact in STATE_FACTS:
                     if fact in facts:
                         state = self._state.setdefault(host_name, {})
@@ -480,6 +482,8 @@ class CallbackModule(CallbackBase):
             "parameters": {k: v for k, v in self._extra_vars.items() if not k.startswith("awx_")},
             "counts": counts,
             "findings": findings,
+            # per host, the top-ranked finding of this run: severity first, causes before symptoms
+            "causes": causes_by_host(self._findings),
             "timeline": (list(previous.get("timeline", [])) if previous else []) + self._timeline,
             "state": state,
             "runs": runs + [run],
@@ -492,6 +496,27 @@ class CallbackModule(CallbackBase):
                 event["message"] = event["message"][:MESSAGE_LENGTH]
         record["communication"] = self._scrubber.data(communication(record))
         return record
+
+    def _role_findings(self, host_name, task_name, facts):
+        """A runbook's own conclusions (set_fact of <role>_findings: lists of {severity, code, message}, such as
+        deploy_failure's release_unhealthy) join the findings once; those a module already reported are skipped."""
+        seen = {(f["host"], f["code"], f["message"]) for f in self._findings}
+        for name, value in facts.items():
+            if not (str(name).endswith("_findings") and isinstance(value, list)):
+                continue
+            for finding in value:
+                if not isinstance(finding, dict) or not finding.get("code"):
+                    continue
+                severity = to_text(finding.get("severity", "info")).lower()
+                entry = {"host": host_name, "task": task_name,
+                         "severity": severity if severity in FINDING_RANK else "info",
+                         "code": to_text(finding.get("code", "")), "message": to_text(finding.get("message", ""))}
+                if (entry["host"], entry["code"], entry["message"]) in seen:
+                    continue
+                seen.add((entry["host"], entry["code"], entry["message"]))
+                self._findings.append(entry)
+                self._event("finding", entry["message"], host=host_name, task=task_name,
+                            severity=entry["severity"], code=entry["code"])
 
     def _write(self, directory, record):
         os.makedirs(directory, exist_ok=True)

@@ -30,6 +30,29 @@ CENSORED = "[censored]"
 
 SEVERITY_LEVELS = ("P1", "P2", "P3", "P4")
 FINDING_RANK = {"info": 0, "ok": 0, "warning": 1, "critical": 2}
+# Codes that describe what users see rather than why: at the same severity, a cause (app_stopped,
+# release_unhealthy, pool_saturated, orphans...) ranks before them as the root cause of a host.
+SYMPTOM_CODES = frozenset(("health_failed", "instance_unhealthy", "log_errors", "app_starting", "service_log_errors",
+                           "no_release_record", "unreachable", "db_unreachable"))
+
+
+def ranked_findings(findings):
+    """Findings worst first: severity, then causes before symptoms (SYMPTOM_CODES), then the order found."""
+    indexed = list(enumerate(findings))
+    indexed.sort(key=lambda pair: (-FINDING_RANK.get(str(pair[1].get("severity", "info")).lower(), 0),
+                                   1 if pair[1].get("code") in SYMPTOM_CODES else 0, pair[0]))
+    return [finding for dummy, finding in indexed]
+
+
+def causes_by_host(findings, run_index=None):
+    """{host: the top-ranked finding of that host (warning or worse)} for the findings of one run."""
+    causes = {}
+    mine = [f for f in findings if run_index is None or f.get("run") in (None, run_index)]
+    for finding in ranked_findings(mine):
+        if FINDING_RANK.get(finding.get("severity"), 0) >= 1 and finding.get("host") not in causes:
+            causes[finding.get("host")] = {"code": finding.get("code"), "message": finding.get("message"),
+                                           "severity": finding.get("severity")}
+    return causes
 KNOWN_PHASES = ("diagnose", "remediate", "rollback", "verify")
 
 STATUS_TEXT = {
@@ -333,8 +356,9 @@ def communication(record):
     """The three notices of runbook 003 (initial, update, resolved), filled in from the record."""
     sev = record.get("severity", "P4")
     hosts = record.get("hosts", [])
-    worst = [f for f in record.get("findings", []) if f.get("severity") == "critical"] or \
-        [f for f in record.get("findings", []) if f.get("severity") == "warning"]
+    ranked = ranked_findings(record.get("findings", []))
+    worst = [f for f in ranked if f.get("severity") == "critical"] or \
+        [f for f in ranked if f.get("severity") == "warning"]
     impact = "; ".join("%s on %s" % (_fill(f.get("message"), 120), f.get("host")) for f in worst[:3]) or \
         "No impact found by %s/%s" % (record.get("runbook"), record.get("phase"))
     affected = ", ".join(hosts) if hosts else "[none]"

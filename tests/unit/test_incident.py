@@ -154,3 +154,20 @@ def test_markdown_and_chat_text():
     assert inc.chat_text(record) == (
         "[P2] INC-9 db_connections/diagnose (check mode) on db1, app1: ok, 1 critical / 0 warning findings, "
         "0 actions, status Identified, by alice (AWX job 42)")
+
+
+def test_causes_rank_before_symptoms_of_the_same_severity():
+    found = [
+        {"host": "a", "severity": "critical", "code": "health_failed", "message": "health check failed"},
+        {"host": "a", "severity": "warning", "code": "app_starting", "message": "starting"},
+        {"host": "a", "severity": "critical", "code": "release_unhealthy", "message": "release r3 is unhealthy"},
+        {"host": "b", "severity": "info", "code": "top_statement", "message": "top statement"},
+        {"host": "b", "severity": "warning", "code": "log_errors", "message": "errors in the log"},
+    ]
+    assert [f["code"] for f in inc.ranked_findings(found)] == [
+        "release_unhealthy", "health_failed", "app_starting", "log_errors", "top_statement"]
+    causes = inc.causes_by_host(found)
+    assert causes["a"]["code"] == "release_unhealthy"
+    # a symptom is still the cause when nothing else is worse
+    assert causes["b"]["code"] == "log_errors"
+    assert inc.causes_by_host([{"host": "c", "severity": "info", "code": "x", "message": ""}]) == {}

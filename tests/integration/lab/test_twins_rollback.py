@@ -53,8 +53,8 @@ def git_deploy_bad(container, checkout, restart):
 def git_heal(container, checkout, restart):
     name = checkout.rsplit("/", 1)[1]
     in_host(container, "git -C /srv/git/%s.git update-ref refs/heads/main refs/tags/deploy-20260102" % name)
-    in_host(container, "cd %s && git checkout -q main && git reset -q --hard origin/main && %s" % (checkout, restart),
-            check=False)
+    in_host(container, "cd %s && git fetch -q origin && git checkout -q main && git reset -q --hard origin/main && %s"
+            % (checkout, restart), check=False)
 
 
 def rollback(tmp_path, host, env=None, extra=None):
