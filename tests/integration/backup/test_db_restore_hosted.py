@@ -14,11 +14,9 @@ is never there, nor in the output.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -32,6 +30,7 @@ import pytest
 
 from conftest import PgCluster
 from playbook_runner import run_playbook
+from restore_support import Watcher, databases_like, free_port, open_fingerprints, serve_health
 
 REPO = Path(__file__).resolve().parents[3]
 FLYCTL = REPO / "lab" / "fake-flyctl" / "flyctl"
@@ -57,12 +56,6 @@ DELETE FROM public."Recipe" WHERE id % 7 = 0;
 """
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def dsn(cluster, db=DB):
     return "postgresql://app:%s@%s:%d/%s" % (urllib.parse.quote(APP_PW, safe=""), cluster.host, cluster.port, db)
 
@@ -78,18 +71,11 @@ def as_app(cluster, db, sql):
 
 
 def databases(cluster):
-    return sorted(cluster.psql("SELECT datname FROM pg_database WHERE datname LIKE '%s%%'" % DB).split())
+    return databases_like(cluster, DB)
 
 
 def fingerprints(cluster, db, helpers):
-    closed = cluster.psql("SELECT NOT datallowconn FROM pg_database WHERE datname = '%s'" % db).strip() == "t"
-    if closed:
-        cluster.psql('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS true' % db)
-    try:
-        return helpers.fingerprints(cluster, db)
-    finally:
-        if closed:
-            cluster.psql('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS false' % db)
+    return open_fingerprints(cluster, db, helpers.fingerprints)
 
 
 class FlyApp:
@@ -101,19 +87,7 @@ class FlyApp:
         self.lock = threading.Lock()
         self.stop_flag = threading.Event()
         self.port = free_port()
-        app = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                code = app.health()
-                self.send_response(code)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_health(self.port, lambda path: self.health())
         threading.Thread(target=self.follow, daemon=True).start()
 
     def running(self):
@@ -181,14 +155,13 @@ class FlyApp:
                 self.conn.close()
 
 
-class Sampler:
+class Sampler(Watcher):
     """Reads every process's argv and environment every 20 ms while a run lasts; hits holds where a secret showed."""
 
     def __init__(self, secrets):
         self.secrets = [s.encode() for s in secrets]
         self.hits, self.samples = [], 0
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
+        super().__init__()
 
     def loop(self):
         me = str(os.getpid())
@@ -205,15 +178,6 @@ class Sampler:
                         self.hits.append("%s %s: %s" % (pid, what, data[:80].replace(b"\0", b" ")))
             self.samples += 1
             time.sleep(0.02)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.thread.join()
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -410,8 +374,8 @@ def test_a_live_database_named_postgres_is_restored_from_template1(backup_helper
         path.parent.mkdir()
         subprocess.run([str(c.bindir / "pg_dump"), "-Fc", "-f", str(path), "-d", dsn(c, "postgres")], check=True,
                        capture_output=True)
-        (path.parent / (path.name + ".sha256")).write_text("%s  %s\n" % (hashlib.sha256(path.read_bytes()).hexdigest(),
-                                                                        path.name))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        (path.parent / (path.name + ".sha256")).write_text("%s  %s\n" % (digest, path.name))
         before = backup_helpers.fingerprints(c, "postgres")
         as_app(c, "postgres", CHANGES)
         changed = backup_helpers.fingerprints(c, "postgres")

@@ -14,32 +14,24 @@ wrapper writes, the app's health URL being called (just after the swap), the swa
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from playbook_runner import run_playbook
+from restore_support import CustomersApp, StateFiles, Watcher, databases_like, open_fingerprints
 
 DB = "killdb"
 CHANGES = """
 INSERT INTO public.customers SELECT g, 'late customer ' || g, NULL, now() FROM generate_series(3001, 3100) g;
 UPDATE shop.orders SET total = total + 1 WHERE id % 3 = 0;
 """
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ansible_tree():
@@ -65,13 +57,12 @@ def ansible_tree():
     return tree
 
 
-class Killer:
+class Killer(Watcher):
     """SIGKILLs the whole ansible-playbook tree as soon as when() is true (polled every 10 ms)."""
 
     def __init__(self, when, timeout=240):
         self.when, self.timeout, self.killed = when, timeout, []
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
+        super().__init__()
 
     def loop(self):
         deadline = time.time() + self.timeout
@@ -87,54 +78,20 @@ class Killer:
                 return
             time.sleep(0.01)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
 
-    def __exit__(self, *exc):
-        self.done.set()
-        self.thread.join()
-        return False
-
-
-class App:
+class App(CustomersApp):
     """/health: 200 after a query of the live database. /slow: tells the test it was called, then waits."""
 
     def __init__(self, cluster):
-        self.cluster, self.port = cluster, free_port()
         self.called = threading.Event()
         self.release = threading.Event()
-        app = self
+        super().__init__(cluster, DB)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                if self.path == "/slow":
-                    app.called.set()
-                    app.release.wait(60)
-                code = app.health()
-                self.send_response(code)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def health(self):
-        try:
-            conn = self.cluster.connect(DB)
-        except psycopg2.Error:
-            return 503
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT count(*) FROM public.customers")
-                return 200 if cur.fetchone()[0] > 0 else 500
-        finally:
-            conn.close()
-
-    def url(self, path="/health"):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+    def code_for(self, path):
+        if path == "/slow":
+            self.called.set()
+            self.release.wait(60)
+        return self.health()
 
 
 @pytest.fixture(scope="module")
@@ -155,18 +112,11 @@ def backup(pg_cluster, source_db, backup_helpers, tmp_path_factory):
 
 
 def names(cluster):
-    return sorted(cluster.psql("SELECT datname FROM pg_database WHERE datname LIKE '%s%%'" % DB).split())
+    return databases_like(cluster, DB)
 
 
 def fingerprints(cluster, helpers, db):
-    closed = cluster.psql("SELECT NOT datallowconn FROM pg_database WHERE datname = '%s'" % db).strip() == "t"
-    if closed:
-        cluster.psql('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS true' % db)
-    try:
-        return helpers.fingerprints(cluster, db)
-    finally:
-        if closed:
-            cluster.psql('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS false' % db)
+    return open_fingerprints(cluster, db, helpers.fingerprints)
 
 
 @pytest.fixture
@@ -180,19 +130,11 @@ def live(pg_cluster, source_db, backup, backup_helpers):
     return {"live": fingerprints(pg_cluster, backup_helpers, DB), "backup": backup_helpers.fingerprints(pg_cluster, source_db)}
 
 
-class Runner:
+class Runner(StateFiles):
     def __init__(self, cluster, app, backup, tmp_path):
         self.cluster, self.app, self.backup, self.tmp_path = cluster, app, backup, tmp_path
         self.dir = tmp_path / "state" / "db_restore"
         self.key = "%s@%s_%s" % (DB, cluster.host, cluster.port)
-
-    @property
-    def lock(self):
-        return self.dir / (self.key + ".lock")
-
-    @property
-    def journal(self):
-        return self.dir / (self.key + ".journal.jsonl")
 
     def lines(self):
         try:

@@ -12,17 +12,14 @@ sre_state_dir (the lock and the journal) under tmp_path.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import socket
 import subprocess
-import threading
 import time
 
-import psycopg2
 import pytest
 
 from playbook_runner import run_playbook as _run_playbook
+from restore_support import CustomersApp, StateFiles, open_fingerprints
 
 H = {}
 CHANGES = """
@@ -39,45 +36,14 @@ def _helpers(backup_helpers, collections_path):
     H.update(dump=backup_helpers.dump, fingerprints=backup_helpers.fingerprints)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class App:
+class App(CustomersApp):
     """A stand-in app: its /health counts the customers of the live database (whatever its name)."""
 
     def __init__(self, cluster):
-        self.cluster, self.db, self.port = cluster, SHORT, free_port()
-        app = self
+        super().__init__(cluster, SHORT)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                code = 503 if self.path == "/broken" else app.health()
-                self.send_response(code)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def health(self):
-        try:
-            conn = self.cluster.connect(self.db)
-        except psycopg2.Error:
-            return 503
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT count(*) FROM public.customers")
-                return 200 if cur.fetchone()[0] > 0 else 500
-        finally:
-            conn.close()
-
-    def url(self, path="/health"):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+    def code_for(self, path):
+        return 503 if path == "/broken" else self.health()
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +84,7 @@ def make_live(cluster, db, backups, source_db):
 
 
 def fingerprints(cluster, db):
-    closed = cluster.psql("SELECT NOT datallowconn FROM pg_database WHERE datname = '%s'" % db).strip() == "t"
-    if closed:
-        cluster.psql('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS true' % db)
-    try:
-        return H["fingerprints"](cluster, db)
-    finally:
-        if closed:
-            cluster.psql('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS false' % db)
+    return open_fingerprints(cluster, db, H["fingerprints"])
 
 
 @pytest.fixture
@@ -133,20 +92,12 @@ def live(pg_cluster, source_db, backups):
     return make_live(pg_cluster, SHORT, backups, source_db)
 
 
-class Runner:
+class Runner(StateFiles):
     def __init__(self, cluster, app, backups, tmp_path, db=SHORT):
         self.cluster, self.app, self.backups, self.tmp_path, self.db = cluster, app, backups, tmp_path, db
         self.state = tmp_path / "state"
         self.dir = self.state / "db_restore"
         self.key = "%s@%s_%s" % (db, cluster.host, cluster.port)
-
-    @property
-    def lock(self):
-        return self.dir / (self.key + ".lock")
-
-    @property
-    def journal(self):
-        return self.dir / (self.key + ".journal.jsonl")
 
     def lines(self):
         return [json.loads(x) for x in self.journal.read_text().splitlines()] if self.journal.exists() else []
