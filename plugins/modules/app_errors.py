@@ -301,15 +301,18 @@ def fetch(url, params):
 
 
 def expand(patterns):
-    """(files, missing patterns)."""
-    files, missing = [], []
+    """(files, missing patterns, empty patterns): a glob whose directory exists and that matches no file yet (an
+    app that has not logged since its start) is empty, not missing."""
+    files, missing, empty = [], [], []
     for pattern in patterns:
         found = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
         if found:
             files.extend(f for f in found if f not in files)
+        elif glob.has_magic(pattern) and os.path.isdir(os.path.dirname(pattern) or "."):
+            empty.append(pattern)
         else:
             missing.append(pattern)
-    return files, missing
+    return files, missing, empty
 
 
 def tail_lines(path, max_bytes):
@@ -455,9 +458,12 @@ class Run:
 
     # ------------------------------------------------------------ logs (window)
     def logs(self, source, patterns, parse):
-        files, missing = expand(patterns)
+        files, missing, empty = expand(patterns)
         for pattern in missing:
             self.unavailable(source, pattern, "no such file")
+        for pattern in empty:
+            self.findings.add("info", "log_empty", "%s %s: no file matches yet, so no log lines in the window"
+                              % (source, pattern))
         if not files:
             return
         tally = ae.Tally(source, self.p["slow_ms"])

@@ -4,7 +4,7 @@
 Imported by the test modules (`from app_support import ...`): a conftest.py here would shadow tests/conftest.py.
 
 ``app_db`` is a fresh database on the session's throwaway cluster with the lab app's schema
-(lab/app/schema.sql); ``playbook`` runs ``playbooks/<name>.yml`` against localhost through
+(tests/integration/apprunbooks/generic_schema.sql); ``playbook`` runs ``playbooks/<name>.yml`` against localhost through
 tests/playbook_runner.py and returns (rc, changed, output), asserting on every run that the cluster
 password never shows in the output. ``lab_playbook``, ``lab_psql`` and ``lab_marks`` are the same for
 the tests against the running lab (test_login.py, test_data_integrity.py, test_secrets.py,
@@ -24,7 +24,7 @@ from playbook_runner import LAB_CONTAINER, LAB_INVENTORY, lab_marks, run_playboo
 from playbook_runner import incident_text as incidents_written
 
 REPO = Path(__file__).resolve().parents[3]
-SCHEMA = REPO / "lab" / "app" / "schema.sql"
+SCHEMA = REPO / "tests" / "integration" / "apprunbooks" / "generic_schema.sql"
 _COUNTER = itertools.count()
 
 

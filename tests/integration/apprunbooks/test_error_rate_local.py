@@ -217,6 +217,14 @@ def errors_module(args):
     return res
 
 
+def test_a_log_glob_in_an_existing_directory_with_no_file_yet_is_not_a_missing_source(tmp_path):
+    """An app that has not logged since it started: its logs/ directory exists, *.json matches nothing yet."""
+    (tmp_path / "logs").mkdir()
+    res = errors_module({"json_log_files": [str(tmp_path / "logs" / "*.json")]})
+    codes = [f["code"] for f in res["findings"]]
+    assert "source_unavailable" not in codes and "log_empty" in codes, res["findings"]
+
+
 def test_pool_exhausted_points_to_db_connections(tmp_path):
     logs, _access = write_logs(tmp_path, error_type="db", error="Timeout acquiring a connection. The pool is full.")
     res = errors_module({"json_log_files": [str(logs / "*.json")]})

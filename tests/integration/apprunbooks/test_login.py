@@ -34,13 +34,20 @@ EXPIRED = 'SELECT count(*) FROM "Session" WHERE "expiresAt" <= now()'
 TOTAL = 'SELECT count(*) FROM "Session"'
 
 
-def test_diagnose_finds_the_user(tmp_path):
+@pytest.fixture
+def expired_sessions():
+    """At least 100 expired sessions (the lab is shared with the drills, whose login drill deletes them)."""
+    psql('INSERT INTO "Session" ("userId", "tokenHash", "createdAt", "expiresAt") SELECT 1 + g % 500, '
+         "md5('test-expired' || g), now() - interval '3 days', now() - interval '1 day' FROM generate_series(1, 100) g")
+
+
+def test_diagnose_finds_the_user(tmp_path, expired_sessions):
     rc, changed, out = playbook(tmp_path, "login_diagnose", {"login_email": EMAIL}, check=True)
     assert rc == 0 and changed == 0, out
     assert "User %s: found, id" % EMAIL in out and "expired_sessions" in out, out
 
 
-def test_remediate_deletes_exactly_the_expired_sessions(tmp_path, lab_snapshot):
+def test_remediate_deletes_exactly_the_expired_sessions(tmp_path, expired_sessions, lab_snapshot):
     total, expired = int(psql(TOTAL)), int(psql(EXPIRED))
     assert expired > 0
     rc, changed, out = playbook(tmp_path, "login_remediate", {"login_email": EMAIL})

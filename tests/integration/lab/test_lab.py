@@ -191,8 +191,9 @@ def test_inventory_groups_hosts_and_shared_variables():
         assert app in inv[kind]["children"], kind
         assert not inv[kind].get("hosts"), kind
         hv = hostvars[host]
-        # SME Booking has no proxy and no TLS of its own (runbook 002)
-        needed = SHARED[kind] - ({"sre_proxy_service", "sre_tls_endpoints"} if app == "sme_booking" else set())
+        # SME Booking has no proxy, no TLS and no backups of its own (runbook 002)
+        needed = SHARED[kind] - ({"sre_proxy_service", "sre_tls_endpoints", "sre_backup_dir"} if app == "sme_booking"
+                                 else set())
         assert needed <= set(hv), (app, needed - set(hv))
         assert hv["sre_target_kind"] == kind
     assert hostvars["lab-systemd"]["ansible_host"] == "sre-lab-systemd"

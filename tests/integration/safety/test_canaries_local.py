@@ -23,7 +23,7 @@ from playbook_runner import incident_text, run_playbook
 
 REPO = Path(__file__).resolve().parents[3]
 FLYCTL = REPO / "lab" / "fake-flyctl" / "flyctl"
-SCHEMA = REPO / "lab" / "app" / "schema.sql"
+SCHEMA = REPO / "tests" / "integration" / "apprunbooks" / "generic_schema.sql"
 APP = "hotdash-production"
 TAG = random_secrets.token_hex(6)
 DB_USER = "canary_owner_%s" % TAG
