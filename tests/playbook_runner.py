@@ -250,7 +250,8 @@ def run_playbook(playbook, *, tmp_path=None, inventory=LOCALHOST, connection=Non
 def lab_marks(container=LAB_CONTAINER):
     """pytestmark of the lab tests: docker, and skipped (with the reason) when the lab is not running.
     `make test` sets SRE_LAB_REQUIRED=1 and tests/conftest.py turns such a skip into a failure."""
-    import pytest  # pylint: disable=import-outside-toplevel  (this module is also imported outside pytest)
+    # this module is also imported outside pytest: pytest only where a test asks for the marks
+    import pytest  # pylint: disable=import-outside-toplevel
 
     return [
         pytest.mark.docker,

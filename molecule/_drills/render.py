@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Write molecule/drill_<runbook>_<twin>/{molecule.yml,converge.yml} from molecule/_drills/drills.yml (and the
 remediate/rollback playbook of each runbook from awx/catalog.yml). `--check` exits 1 when a written file would

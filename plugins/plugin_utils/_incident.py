@@ -53,6 +53,8 @@ def causes_by_host(findings, run_index=None):
             causes[finding.get("host")] = {"code": finding.get("code"), "message": finding.get("message"),
                                            "severity": finding.get("severity")}
     return causes
+
+
 KNOWN_PHASES = ("diagnose", "remediate", "rollback", "verify")
 
 STATUS_TEXT = {

@@ -92,8 +92,8 @@ def ferreteria_daily(tmp_path, dumps, newest=None):
     return d
 
 
-def test_saasresto_latest_backup_without_checksum_is_restored_after_a_full_read(pg_cluster, backup_helpers, dumps,
-                                                                               live, tmp_path):
+def test_saasresto_latest_backup_without_checksum_is_restored_after_a_full_read(
+        pg_cluster, backup_helpers, dumps, live, tmp_path):
     d = saasresto_dir(tmp_path, dumps["plain"])
     extra = {"db_restore_backup_dir": str(d), "db_restore_backup_pattern": "latest_backup.sql.gz"}
     rc, out, flat = restore(pg_cluster, tmp_path, dict(extra, sre_confirm="no"))
