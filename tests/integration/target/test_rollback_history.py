@@ -156,7 +156,9 @@ def test_git_reflog_after_two_pulls_gives_the_commit_before_and_rollback_returns
     assert git(app, "rev-parse", "HEAD") == c2
     assert (app / "built-by-rollback").exists()  # the app's own build steps ran after the checkout
     assert found["rollback"] == {"from": c3, "to": c2, "healthy": True}
-    assert "restart %s --update-env" % APP in (tmp_path / "pm2.log").read_text()
+    # the stand-in pm2 reports the app online: a reload (no downtime), not a stop and restart
+    pm2_calls = (tmp_path / "pm2.log").read_text()
+    assert "reload %s --update-env" % APP in pm2_calls and "stop %s" % APP not in pm2_calls, pm2_calls
 
     # The reflog now says HEAD@{1} = the bad commit: a second rollback must not go back to it.
     rc, changed, out, found = target("rollback", build)
