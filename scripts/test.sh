@@ -37,8 +37,25 @@ stage_unit() {
 
 # The lab runs before the integration stage: its tests skip without it when run by hand, but here
 # SRE_LAB_REQUIRED=1 turns any skip into a failure (tests/conftest.py).
+# Two lanes side by side (tests/conftest.py, marker lab_lane): the tests that drive Docker and the lab run one at
+# a time against the one lab; the local ones (own PostgreSQL clusters, temp state) run beside them. Each lane has
+# its own temp root and log; both logs are printed, the lab lane first, and the stage fails if either lane does.
 stage_integration() {
-  SRE_LAB_REQUIRED=1 "$(venv)/bin/python" -m pytest -q -p no:cacheprovider tests/integration
+  local py out rc_lab rc_local
+  py="$(venv)/bin/python"
+  out="$here/build/integration"
+  rm -rf "$out" && mkdir -p -m 0711 "$out"
+  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --basetemp="$out/tmp-lab" -m lab_lane \
+    tests/integration > "$out/lab.log" 2>&1 &
+  local pid_lab=$!
+  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --basetemp="$out/tmp-local" -m "not lab_lane" \
+    tests/integration > "$out/local.log" 2>&1 &
+  local pid_local=$!
+  wait "$pid_lab"; rc_lab=$?
+  wait "$pid_local"; rc_local=$?
+  echo "---- integration, lab lane (rc=$rc_lab) ----"; cat "$out/lab.log"
+  echo "---- integration, local lane (rc=$rc_local) ----"; cat "$out/local.log"
+  [ "$rc_lab" -eq 0 ] && [ "$rc_local" -eq 0 ]
 }
 
 stage_sanity() { "$here/scripts/sanity.sh"; }

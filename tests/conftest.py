@@ -220,3 +220,28 @@ def pytest_sessionfinish(session, exitstatus):
         sys.stderr.write("\nSRE_LAB_REQUIRED=1 (make test) but %d test(s) were skipped:\n  %s\n"
                          % (len(_SKIPS), "\n  ".join(_SKIPS[:10])))
         session.exitstatus = 1
+
+
+# ---- two lanes for `make test` -----------------------------------------------------------------------
+# scripts/test.sh runs the integration tests in two pytest processes side by side: the lab lane (every test
+# module that drives Docker: the lab twins, the AWX jobs, compose targets, the lab's own scripts) runs alone
+# against the one lab, one test at a time as before; the local lane (throwaway PostgreSQL clusters on their own
+# ports, the FAKE flyctl on temp state, pebble, local files) runs beside it. A module is in the lab lane when its
+# source names docker at all: a new test that touches the lab cannot land in the local lane by mistake.
+_LANE_CACHE: dict[str, bool] = {}
+
+
+def _in_lab_lane(path) -> bool:
+    key = str(path)
+    if key not in _LANE_CACHE:
+        try:
+            _LANE_CACHE[key] = "docker" in Path(key).read_text(encoding="utf-8")
+        except OSError:
+            _LANE_CACHE[key] = True
+    return _LANE_CACHE[key]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _in_lab_lane(item.path):
+            item.add_marker(pytest.mark.lab_lane)

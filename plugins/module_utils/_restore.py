@@ -12,7 +12,8 @@ restore beside the live database). Every decision lives here:
   (a custom file it can seek in, a directory); a compressed file is decompressed by ``gzip/bzip2/xz -dc``
   into the tool's standard input, or by the module's own inflate when that program is not installed;
 * how the tools log in: every connection option in one ``-d`` conninfo without the password, the password
-  in a private 0600 PGPASSFILE made for the call and removed after it (never in argv or an environment);
+  in a private 0600 PGPASSFILE, unlinked as soon as written and read through an inherited descriptor (never in
+  argv or an environment);
 * what the restored database holds: tables and rows counted, tables of the dump missing after the restore.
 
 Not a public API: other collections must not import it.
@@ -163,32 +164,48 @@ def conninfo(params, dbname):
 
 
 class PgPassFile:
-    """A private 0600 pgpass file holding one password for one call; removed on exit."""
+    """A private 0600 pgpass file holding one password for one call.
+
+    The file is unlinked as soon as it is written and kept open: the tools read it as /dev/fd/N (inherited, see
+    ``pass_fds``), so nothing with the password is left on disk even when the module is killed (SIGKILL cannot be
+    caught, a removal on exit would not run).
+    """
 
     def __init__(self, password):
         self.password = password
-        self.path = None
+        self.fd = None
 
     def __enter__(self):
         if not self.password:
             return None
         if "\n" in self.password or "\r" in self.password:
             raise RestoreError("the password holds a line break, which a pgpass file cannot carry")
-        fd, self.path = tempfile.mkstemp(prefix="sre-pgpass-")
+        fd, path = tempfile.mkstemp(prefix="sre-pgpass-")
         try:
+            os.unlink(path)
             escaped = self.password.replace("\\", "\\\\").replace(":", "\\:")
             os.write(fd, ("*:*:*:*:%s\n" % escaped).encode("utf-8"))
-        finally:
+        except BaseException:
             os.close(fd)
-        return self.path
+            raise
+        self.fd = fd
+        return "/dev/fd/%d" % fd
 
     def __exit__(self, *exc):
-        if self.path:
+        if self.fd is not None:
             try:
-                os.unlink(self.path)
+                os.close(self.fd)
             except OSError:
                 pass
+            self.fd = None
         return False
+
+
+def passfile_fds(passfile):
+    """The file descriptors a tool must inherit to read the passfile (``pass_fds`` of subprocess.Popen)."""
+    if passfile and passfile.startswith("/dev/fd/"):
+        return (int(passfile[len("/dev/fd/"):]),)
+    return ()
 
 
 def tool_env(passfile):
@@ -224,7 +241,8 @@ def run_plan(plan, path, env):
             stdin = dec.stdout
         elif plan["stdin"]:
             stdin = subprocess.PIPE
-        proc = subprocess.Popen(plan["argv"], stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(plan["argv"], stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                                pass_fds=passfile_fds(env.get("PGPASSFILE")))
         if dec is not None:
             dec.stdout.close()  # the tool holds the read end: the decompressor sees a closed pipe if it stops
         feeder = None

@@ -24,7 +24,8 @@ description:
     input, or by the module itself when that program is not installed. Both processes must succeed.
   - This is the same code as the trial restore of M(sre.runbooks.backup_verify).
   - The password reaches C(pg_restore) and C(psql) only through a private C(0600) PGPASSFILE made for the call
-    and removed after it, never through their arguments or an environment variable.
+    and unlinked as soon as written (read through an inherited descriptor, so a killed run leaves no password on
+    disk), never through their arguments or an environment variable.
   - A database it created is dropped again when the restore fails; a database that existed is left as the
     failed restore leaves it.
   - Bad input (a missing file, a dump that cannot be read, a server that cannot be reached, a wrong password)

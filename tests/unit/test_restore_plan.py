@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 import sys
 
 import pytest
@@ -112,12 +113,15 @@ def test_conninfo_has_every_option_but_the_password(params, expected):
 @pytest.mark.parametrize("password,line", [
     ("plain", "*:*:*:*:plain\n"), ("co:lon", "*:*:*:*:co\\:lon\n"), ("back\\slash", "*:*:*:*:back\\\\slash\n"),
 ])
-def test_pgpass_file_is_private_and_removed(password, line):
+def test_pgpass_file_is_private_and_removed(password, line, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with _restore.PgPassFile(password) as path:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         with open(path) as handle:
             assert handle.read() == line
-    assert not os.path.exists(path)
+        # unlinked as soon as written: a killed module leaves no password on disk
+        assert list(tmp_path.iterdir()) == [] and _restore.passfile_fds(path) == (int(path.rsplit("/", 1)[1]),)
+    assert not os.path.exists(path) and list(tmp_path.iterdir()) == []
 
 
 def test_no_password_no_pgpass_file_and_line_breaks_refused():

@@ -5,10 +5,12 @@ unconfirmed app_down remediate leaves them broken."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 
 import pytest
 
+from canary_support import LabSampler, lab_canaries, leaks_in
 from playbook_runner import LAB_INVENTORY, REPO, lab_marks, run_playbook
 
 LAB = REPO / "lab"
@@ -71,8 +73,16 @@ def test_unconfirmed_changes_nothing_and_shows_the_plan(tmp_path, name, answer):
     extra = dict(variables)
     if answer is not None:
         extra["sre_confirm"] = answer
-    res = run_playbook(name, tmp_path=tmp_path, inventory=LAB_INVENTORY, extra_vars=extra,
-                       limit=",".join(sorted(hosts)), timeout=600)
+    # answered "no": also the canary part of issue 11 for every changing playbook, at -vvvv (the lab's own
+    # secrets in no output, no record, no process list of the control node or of a lab host)
+    canaries = lab_canaries() if answer == "no" else {}
+    with LabSampler(canaries) if canaries else contextlib.nullcontext() as sampler:
+        res = run_playbook(name, tmp_path=tmp_path, inventory=LAB_INVENTORY, extra_vars=extra,
+                           limit=",".join(sorted(hosts)), timeout=600, verbosity=4 if canaries else 0)
+    if canaries:
+        leaks = (leaks_in(res.output, canaries, "the output") + leaks_in(res.incident_text(), canaries, "the records")
+                 + sampler.leaks())
+        assert not leaks, leaks
     assert set(res.recap) == hosts, res.output
     assert {h: res.changed(h) for h in hosts} == {h: 0 for h in hosts}, res.output
     if name in REFUSES_WHEN_NOTHING_TO_DO:

@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Canaries on the lab (issue 11, "Canary test"): the lab's own secrets and a process-list sampler.
+
+    with LabSampler(canaries) as sampler:
+        ... run playbooks against the lab ...
+    assert not sampler.leaks(), sampler.leaks()
+
+- ``lab_canaries()``: every secret of the lab vault (the twins' database password, CookCam's and HotDash's
+  DATABASE_URLs and the passwords inside them), decrypted with the lab's vault id; these values are the real
+  ones the playbooks use, so a leak of any of them is a real leak.
+- ``LabSampler``: ``ps -eo args`` every 50 ms on the control node (a thread) and in each running lab host
+  container (a shell loop inside it, started with ``docker exec -d``, writing only the lines that hold a
+  canary, read back and removed at the end). A probe process started with a marker proves each sampler saw
+  processes (a sampler that sees nothing would prove nothing).
+- ``leaks_in(text, canaries, where)``: the names of the canaries found in a text (never their values).
+
+A module of its own (not a conftest.py): imported by the lab tests of several directories.
+"""
+
+from __future__ import annotations
+
+import secrets as random_secrets
+import shlex
+import subprocess
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+import yaml
+
+from playbook_runner import BIN, LAB_INVENTORY
+
+LAB_HOST_CONTAINERS = ("sre-lab-systemd", "sre-lab-pm2")
+
+
+def lab_canaries() -> dict[str, str]:
+    """name -> value for every secret of the lab vault (and the password inside each URL)."""
+    proc = subprocess.run([str(BIN / "ansible-vault"), "view", str(LAB_INVENTORY / "group_vars" / "all" / "vault.yml"),
+                           "--vault-id", "lab@%s" % (LAB_INVENTORY / ".vault-pass")],
+                          capture_output=True, text=True, check=True)
+    values = yaml.safe_load(proc.stdout)
+    found = {}
+    for key, value in values.items():
+        value = str(value)
+        found[key] = value
+        if "://" in value:
+            parts = urlsplit(value)
+            if parts.password:
+                found[key + " (password)"] = unquote(parts.password)
+                found[key + " (quoted password)"] = parts.password
+    for key, value in list(found.items()):
+        if "password" in key and quote(value, safe="") != value:
+            found[key + " (url-quoted)"] = quote(value, safe="")
+    return {k: v for k, v in found.items() if len(v) >= 8}
+
+
+def leaks_in(text: str, canaries: dict[str, str], where: str) -> list[str]:
+    return ["the %s in %s" % (name, where) for name, value in canaries.items() if value in (text or "")]
+
+
+class LabSampler:
+    """Process lists sampled every 50 ms on the control node and inside every running lab host container."""
+
+    def __init__(self, canaries: dict[str, str], containers=LAB_HOST_CONTAINERS):
+        self.canaries = dict(canaries)
+        self.tag = "sre-canary-probe-%s" % random_secrets.token_hex(4)
+        self.containers = [c for c in containers if self._running(c)]
+        self.hits: set[str] = set()
+        self.samples = 0
+        self.remote: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._patterns = list(self.canaries.values()) + [self.tag]
+
+    @staticmethod
+    def _running(container):
+        return subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", container], capture_output=True,
+                              text=True, check=False).stdout.strip() == "true"
+
+    def _loop(self):
+        while not self._stop.is_set():
+            proc = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
+            self.samples += 1
+            for line in proc.stdout.splitlines():
+                if any(p in line for p in self._patterns):
+                    self.hits.add(line[:300])
+            self._stop.wait(0.05)
+
+    def _remote_script(self, out):
+        # the patterns reach the container on stdin (a file in its tmpfs /tmp), never in an argv
+        return ("pat=%(o)s.pat; cat > \"$pat\"; : > %(o)s; n=0; "
+                "while [ ! -e %(o)s.stop ]; do ps -eo args | grep -F -f \"$pat\" >> %(o)s; n=$((n+1)); "
+                "echo $n > %(o)s.n; sleep 0.05; done; rm -f \"$pat\"" % {"o": shlex.quote(out)})
+
+    def __enter__(self):
+        self._thread.start()
+        for container in self.containers:
+            out = "/tmp/%s.hits" % self.tag
+            self.remote[container] = out
+            subprocess.run(["docker", "exec", "-i", "-d", container, "sh", "-c", self._remote_script(out)],
+                           input="\n".join(self._patterns) + "\n", text=True, check=True, capture_output=True)
+        # a probe in every process list: each sampler must see it
+        time.sleep(0.3)
+        subprocess.run(["sh", "-c", "sleep 0.4", self.tag], check=True)
+        for container in self.containers:
+            subprocess.run(["docker", "exec", container, "sh", "-c", "sleep 0.4", self.tag], check=False)
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        for container, out in self.remote.items():
+            script = ("touch %(o)s.stop; sleep 0.3; cat %(o)s; echo; echo SAMPLES=$(cat %(o)s.n 2>/dev/null); "
+                      "rm -f %(o)s %(o)s.stop %(o)s.n" % {"o": shlex.quote(out)})
+            text = subprocess.run(["docker", "exec", container, "sh", "-c", script], capture_output=True,
+                                  text=True, check=False).stdout
+            self.remote[container] = text
+        return False
+
+    def leaks(self) -> list[str]:
+        """One line per canary seen in a process list (where, never the value); a sampler that did not see its
+        probe is a failure too."""
+        found = []
+        if not any(self.tag in line for line in self.hits):
+            found.append("the control node sampler did not see its probe process")
+        for line in self.hits:
+            if self.tag not in line:
+                found += leaks_in(line, self.canaries, "a control node argv (%s)" % line.split(" ", 1)[0])
+        for container, text in self.remote.items():
+            lines = text.splitlines()
+            samples = [int(x.split("=", 1)[1] or 0) for x in lines if x.startswith("SAMPLES=")]
+            if self.tag not in text or not samples or samples[0] < 5:
+                found.append("the sampler in %s did not work (probe seen: %s, samples %s)"
+                             % (container, self.tag in text, samples))
+            for line in lines:
+                if self.tag not in line and not line.startswith("SAMPLES="):
+                    found += leaks_in(line, self.canaries, "an argv in %s (%s)" % (container, line.split(" ", 1)[0]))
+        return sorted(set(found))
+
+
+def runner_events_text(private_data_dir: Path) -> str:
+    """Every job event ansible-runner wrote (artifacts/*/job_events/*.json), as AWX would keep them."""
+    parts = []
+    for path in sorted(Path(private_data_dir).glob("artifacts/*/job_events/*.json")):
+        parts.append(path.read_text(errors="replace"))
+    return "\n".join(parts)
+
+
+def runner_job(tmp_path: Path, playbook: str, extravars: dict, limit: str, verbosity: int = 4, check: bool = False):
+    """Run a playbook of the collection against the lab the way AWX runs a job template (ansible-runner, a private
+    data directory, the answers in env/extravars); returns (runner, private data dir, incident records text)."""
+    import ansible_runner  # pylint: disable=import-outside-toplevel
+
+    repo = LAB_INVENTORY.parents[1]
+    private = Path(tmp_path) / "pdd"
+    (private / "env").mkdir(parents=True)
+    (private / "env" / "extravars").write_text(yaml.safe_dump(extravars))
+    envvars = {"SRE_INCIDENT_DIR": str(Path(tmp_path) / "incidents"), "ANSIBLE_CONFIG": str(repo / "ansible.cfg"),
+               "ANSIBLE_NOCOLOR": "1", "PATH": "%s:%s" % (BIN, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")}
+    (private / "env" / "envvars").write_text(yaml.safe_dump(envvars))
+    cmdline = (["--check"] if check else []) + (["-" + "v" * verbosity] if verbosity else [])
+    if cmdline:
+        (private / "env" / "cmdline").write_text(" ".join(cmdline))
+    runner = ansible_runner.run(private_data_dir=str(private), project_dir=str(repo),
+                                playbook=str(repo / "playbooks" / (playbook + ".yml")), inventory=str(LAB_INVENTORY),
+                                quiet=True, ident="job", limit=limit)
+    records = "".join(p.read_text() for p in sorted((Path(tmp_path) / "incidents").glob("*")) if p.is_file())
+    return runner, private, records
