@@ -32,8 +32,20 @@ done
 # moving tag `current` (a deploy or rollback re-points it), so rewriting .env keeps what is deployed.
 printf 'FERRETERIA_WEB_IMAGE=%s\nFERRETERIA_DB_IMAGE=%s\nFERRETERIA_NGINX_IMAGE=%s\nFERRETERIA_CERTBOT_IMAGE=%s\n' \
   "$SRE_LAB_WEB_IMAGE" "$SRE_LAB_DB_IMAGE" "$SRE_LAB_NGINX_IMAGE" "$SRE_LAB_CERTBOT_IMAGE" > "$here/compose/.env"
+# The database's data lives in the volume dbdata, filled from the db image when the volume is created: a new db
+# image (its schema, roles or seed changed) starts from a new volume, as a fresh deploy of that image would.
+db_mark=/var/lib/sre-lab/ferreteria-db-image  # the engine is shared by every clone: so is the mark
+if [ "$(cat "$db_mark" 2>/dev/null || true)" != "$SRE_LAB_DB_IMAGE" ]; then
+  if docker volume inspect "${LAB_PROJECT}_dbdata" >/dev/null 2>&1; then
+    log "the db image changed: the database volume starts again from $SRE_LAB_DB_IMAGE"
+    compose rm -sf db >/dev/null 2>&1 || true
+    docker volume rm "${LAB_PROJECT}_dbdata" >/dev/null || die "could not remove the volume ${LAB_PROJECT}_dbdata"
+  fi
+fi
 log "compose project $LAB_PROJECT: up -d"
 if ! out=$(compose up -d 2>&1); then echo "$out" | tail -5 >&2; die "compose up of $LAB_PROJECT failed"; fi
+
+mkdir -p "$(dirname "$db_mark")" && echo "$SRE_LAB_DB_IMAGE" > "$db_mark"
 
 # The Fly.io stand-in: a FAKE flyctl with its own state file (Fly.io cannot be reached from here).
 mkdir -p "$(dirname "$LAB_FLY_STATE")"

@@ -88,8 +88,7 @@ class LabSampler:
             self._stop.wait(0.05)
 
     def _remote_script(self, out):
-        # the patterns reach the container on stdin (a file in its tmpfs /tmp), never in an argv
-        return ("pat=%(o)s.pat; cat > \"$pat\"; : > %(o)s; n=0; "
+        return ("pat=%(o)s.pat; : > %(o)s; n=0; "
                 "while [ ! -e %(o)s.stop ]; do ps -eo args | grep -F -f \"$pat\" >> %(o)s; n=$((n+1)); "
                 "echo $n > %(o)s.n; sleep 0.05; done; rm -f \"$pat\"" % {"o": shlex.quote(out)})
 
@@ -98,13 +97,17 @@ class LabSampler:
         for container in self.containers:
             out = "/tmp/%s.hits" % self.tag
             self.remote[container] = out
-            subprocess.run(["docker", "exec", "-i", "-d", container, "sh", "-c", self._remote_script(out)],
+            # the patterns reach the container on stdin (a 0600 file in its tmpfs /tmp), never in an argv; a detached
+            # exec has no stdin, so they are written first
+            subprocess.run(["docker", "exec", "-i", container, "sh", "-c", "umask 077; cat > %s.pat" % shlex.quote(out)],
                            input="\n".join(self._patterns) + "\n", text=True, check=True, capture_output=True)
+            subprocess.run(["docker", "exec", "-d", container, "sh", "-c", self._remote_script(out)],
+                           text=True, check=True, capture_output=True)
         # a probe in every process list: each sampler must see it
         time.sleep(0.3)
-        subprocess.run(["sh", "-c", "sleep 0.4", self.tag], check=True)
+        subprocess.run(["sh", "-c", "sleep 0.4; true", self.tag], check=True)
         for container in self.containers:
-            subprocess.run(["docker", "exec", container, "sh", "-c", "sleep 0.4", self.tag], check=False)
+            subprocess.run(["docker", "exec", container, "sh", "-c", "sleep 0.4; true", self.tag], check=False)
         return self
 
     def __exit__(self, *exc):

@@ -227,15 +227,18 @@ def pytest_sessionfinish(session, exitstatus):
 # module that drives Docker: the lab twins, the AWX jobs, compose targets, the lab's own scripts) runs alone
 # against the one lab, one test at a time as before; the local lane (throwaway PostgreSQL clusters on their own
 # ports, the FAKE flyctl on temp state, pebble, local files) runs beside it. A module is in the lab lane when its
-# source names docker at all: a new test that touches the lab cannot land in the local lane by mistake.
+# source names docker, the lab's marks, its inventory or its containers at all: a new test that touches the lab
+# cannot land in the local lane by mistake.
 _LANE_CACHE: dict[str, bool] = {}
+_LAB_WORDS = ("docker", "lab_marks", "LAB_INVENTORY", "sre-lab")
 
 
 def _in_lab_lane(path) -> bool:
     key = str(path)
     if key not in _LANE_CACHE:
         try:
-            _LANE_CACHE[key] = "docker" in Path(key).read_text(encoding="utf-8")
+            text = Path(key).read_text(encoding="utf-8")
+            _LANE_CACHE[key] = any(word in text for word in _LAB_WORDS)
         except OSError:
             _LANE_CACHE[key] = True
     return _LANE_CACHE[key]

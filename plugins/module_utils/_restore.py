@@ -24,6 +24,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -338,8 +339,13 @@ def restore_into(params, dbname, path, fmt, compression, dump_tables, jobs=1, no
     decompress = compression if fmt != "directory" else "none"
     plan = restore_plan(path, fmt, compression, info, jobs=jobs, no_owner=no_owner, tools=tools,
                         inflate=decompress in DECOMPRESSORS and not tools.get(decompress))
+    skipped = []
     with PgPassFile(password) as passfile:
-        run_plan(plan, path, tool_env(passfile))
+        env = tool_env(passfile)
+        with tempfile.NamedTemporaryFile("w", prefix="sre-toc-", suffix=".list") as toc:
+            if plan["tool"] == "pg_restore" and not plan["stdin"]:
+                skipped = _leave_out_extensions(params, dbname, plan, path, env, toc, queries)
+            run_plan(plan, path, env)
     conn = connect(db_params(params, dbname), application_name=APP_NAME)
     try:
         counted = count_tables(conn, queries)
@@ -349,7 +355,59 @@ def restore_into(params, dbname, path, fmt, compression, dump_tables, jobs=1, no
     missing = [t for t in (dump_tables or []) if t not in names]
     return {"tables": len(counted), "rows": sum(rows for dummy, rows in counted), "missing": missing,
             "seconds": round(time.time() - start, 3), "table_rows": [{"name": n, "rows": r} for n, r in counted],
-            "command": plan_summary(plan)}
+            "command": plan_summary(plan), "skipped_extensions": skipped}
+
+
+_TOC_EXTENSION = re.compile(r"^\d+; \d+ \d+ (?:EXTENSION - |COMMENT - EXTENSION )(?P<name>\S+)")
+
+
+def extensions_to_leave_out(toc_lines, is_superuser, creatable):
+    """The extensions of a dump's TOC (``pg_restore -l``) that this login cannot create: none for a superuser;
+    otherwise every extension that is not trusted (``pg_available_extension_versions.trusted``), as
+    pg_stat_statements on a hosted server (Supabase), where the provider installs it, not the app's role."""
+    if is_superuser:
+        return []
+    found = []
+    for line in toc_lines:
+        match = _TOC_EXTENSION.match(line)
+        if match and match.group("name") not in creatable and match.group("name") not in found:
+            found.append(match.group("name"))
+    return found
+
+
+def _leave_out_extensions(params, dbname, plan, path, env, toc, queries):
+    """For a login that is not a superuser: restore with a TOC list (pg_restore -L) that leaves out the EXTENSION
+    entries (and their comments) it may not create, so the restore of the data does not stop at the first one.
+    Returns the names left out (the restored copy lacks them: the result and the plan say so)."""
+    conn = connect(db_params(params, dbname), application_name=APP_NAME)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            _record(queries, cur)
+            row = cur.fetchone()
+            superuser = bool(row and row[0])
+            creatable = set()
+            if not superuser:
+                cur.execute("SELECT DISTINCT name FROM pg_available_extension_versions WHERE trusted")
+                _record(queries, cur)
+                creatable = set(r[0] for r in cur.fetchall())
+    finally:
+        conn.close()
+    if superuser:
+        return []
+    listing = subprocess.run([plan["argv"][0], "-l", "--", path], capture_output=True, text=True, env=env, check=False)
+    if listing.returncode != 0:
+        raise RestoreError("cannot list the dump's contents (pg_restore -l): %s" % _tail(listing.stderr))
+    lines = listing.stdout.splitlines()
+    leave_out = extensions_to_leave_out(lines, superuser, creatable)
+    if not leave_out:
+        return []
+    for line in lines:
+        match = _TOC_EXTENSION.match(line)
+        toc.write((";" + line if match and match.group("name") in leave_out else line) + "\n")
+    toc.flush()
+    plan["argv"][-1:-1] = ["-L", toc.name]
+    return leave_out
 
 
 # --------------------------------------------------------------------------- databases

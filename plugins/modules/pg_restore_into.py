@@ -170,6 +170,14 @@ missing:
   returned: always
   type: list
   elements: str
+skipped_extensions:
+  description:
+    - Extensions of the dump left out of the restore because the login is not a superuser and they are not trusted
+      (as C(pg_stat_statements) on a hosted server, where the provider installs it); empty for a superuser.
+    - Only for pg_restore formats read from a file; the restored copy lacks them.
+  returned: always
+  type: list
+  elements: str
 table_rows:
   description: Every table of the restored database with its row count, as C({name, rows}).
   returned: always
@@ -244,7 +252,7 @@ class Job:
         self.p = module.params
         self.result = {"changed": False, "msg": "", "database": self.p["db"], "created": False, "format": None,
                        "compression": None, "command": None, "tables": None, "rows": None, "missing": [],
-                       "table_rows": [], "seconds": None, "queries": []}
+                       "table_rows": [], "seconds": None, "queries": [], "skipped_extensions": []}
         self.what = "Restoring %s into %s" % (self.p["path"], self.p["db"])
 
     def fail(self, message):
@@ -332,9 +340,12 @@ class Job:
         except PG_ERRORS as exc:
             self.give_up(admin, created, str(exc).strip())
         r["changed"] = True
-        r.update((k, got[k]) for k in ("tables", "rows", "missing", "seconds", "table_rows", "command"))
+        r.update((k, got[k]) for k in ("tables", "rows", "missing", "seconds", "table_rows", "command", "skipped_extensions"))
         r["msg"] = "restored %s (%s) into %s with %s: %d tables, %d rows in %.1fs" % (
             dump["path"], self.described(), p["db"], got["command"], got["tables"], got["rows"], got["seconds"])
+        if got["skipped_extensions"]:
+            r["msg"] += ("; extension(s) this login may not create were left out (install them as a superuser or ask the "
+                         "provider): %s" % ", ".join(got["skipped_extensions"]))
         if got["missing"]:
             r["msg"] += "; missing table(s) of the dump: %s" % ", ".join(got["missing"][:10])
             if p["fail_on_missing"]:

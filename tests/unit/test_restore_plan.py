@@ -137,3 +137,24 @@ def test_tool_env_drops_an_inherited_pgpassword(monkeypatch):
     env = _restore.tool_env("/tmp/pass")
     assert env["PGPASSFILE"] == "/tmp/pass" and "PGPASSWORD" not in env
     assert _restore.tool_env(None)["PGPASSWORD"] == "inherited"  # peer/own .pgpass: the environment as it is
+
+
+TOC = """;
+; Archive created at 2026-01-02 02:00:00 UTC
+;
+215; 1262 16384 DATABASE - cookcam cookcam
+2; 3079 16385 EXTENSION - pg_stat_statements
+3356; 0 0 COMMENT - EXTENSION pg_stat_statements
+3; 3079 16420 EXTENSION - citext
+3357; 0 0 COMMENT - EXTENSION citext
+216; 1259 16430 TABLE public stripe_webhook_events cookcam
+3350; 0 16430 TABLE DATA public stripe_webhook_events cookcam
+""".splitlines()
+
+
+def test_extensions_a_login_may_not_create_are_left_out():
+    # a superuser restores everything; another login leaves out the untrusted ones only, each named once
+    assert _restore.extensions_to_leave_out(TOC, True, set()) == []
+    assert _restore.extensions_to_leave_out(TOC, False, {"citext"}) == ["pg_stat_statements"]
+    assert _restore.extensions_to_leave_out(TOC, False, set()) == ["pg_stat_statements", "citext"]
+    assert _restore.extensions_to_leave_out(TOC[:4] + TOC[-2:], False, set()) == []

@@ -4,7 +4,7 @@
 #            cookcam and hotdash (owners are NOT superusers: LOGIN CREATEDB only, as on Supabase), the
 #            backups the apps have: /var/backups/saasresto/latest_backup.sql.gz (plain gzip, no checksum),
 #            the collection's own dumps with .sha256, /var/backups/cookcam/backup_YYYYMMDD.dump
-#   compose  ferreteria_db (owner ferreteria_user): tenant, sale
+#   compose  ferreteria_db (owner ferreteria_user, the superuser as POSTGRES_USER is): tenant, sale
 set -euo pipefail
 pw=$(cat "$1")
 mode=${2:-host}
@@ -25,7 +25,8 @@ app_db() { # app_db <role> <db> <superuser-free attributes>
 if [ "$mode" = compose ]; then
   # as the official postgres image: local socket connections are trusted inside the container
   sed -i '1i local all all trust' "$PGCONF/pg_hba.conf" && pg_ctlcluster 15 main reload
-  app_db ferreteria_user ferreteria_db ""
+  # POSTGRES_USER of the official postgres image is the cluster's superuser: so is Ferreteria's ferreteria_user
+  app_db ferreteria_user ferreteria_db "SUPERUSER"
   sql -d ferreteria_db -c "SET ROLE ferreteria_user" -f "$T/sql/ferreteria.sql"
 else
   app_db saasresto saasresto ""

@@ -92,7 +92,7 @@ def test_remediate_from_a_dsn_gives_the_password_through_a_passfile(backup_env, 
     real = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_dump"))[-1]
     spy.write_text(  # records its argv, environment and passfile mode, then runs the real pg_dump
         "#!/bin/bash\nprintf '%%s\\n' \"$@\" > %(d)s/argv\nenv > %(d)s/env\n"
-        "stat -c %%a \"$PGPASSFILE\" > %(d)s/mode\nexec %(real)s \"$@\"\n" % {"d": tmp_path, "real": real})
+        "stat -L -c %%a \"$PGPASSFILE\" > %(d)s/mode\nexec %(real)s \"$@\"\n" % {"d": tmp_path, "real": real})
     spy.chmod(0o755)
     dsn = "postgresql://%s:%s@%s:%d/%s" % (pg_cluster.user, quote(pg_cluster.password, safe=""), pg_cluster.host,
                                            pg_cluster.port, source_db)

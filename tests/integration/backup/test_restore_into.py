@@ -184,7 +184,7 @@ def test_password_only_in_a_private_pgpass_file(pg_cluster, dumps, tmp_path):
     os.chmod(tmp_path, 0o755)
     os.chmod(spy, 0o777)
     wrapper = tmp_path / "pg_restore"
-    wrapper.write_text('#!/bin/bash\nprintf "%%s\\n" "$@" > %(d)s/argv\nenv > %(d)s/env\nstat -c %%a "$PGPASSFILE" > %(d)s/mode\n'
+    wrapper.write_text('#!/bin/bash\nprintf "%%s\\n" "$@" > %(d)s/argv\nenv > %(d)s/env\nstat -L -c %%a "$PGPASSFILE" > %(d)s/mode\n'
                        'cat "$PGPASSFILE" > %(d)s/pgpass\nexec %(real)s "$@"\n' % {"d": spy, "real": pg_cluster.bindir / "pg_restore"})
     wrapper.chmod(0o755)
     target = "restore_spy"

@@ -32,8 +32,7 @@ SHARED = {
     "pm2": {"sre_target_kind", "sre_app_name", "sre_app_health_url", "sre_app_port", "sre_app_dir",
             "sre_pm2_home", "sre_pm2_ecosystem", "sre_db_dsn", "sre_proxy_kind"},
     "compose": {"sre_target_kind", "sre_app_name", "sre_app_health_url", "sre_compose_project_dir",
-                "sre_compose_file", "sre_compose_project", "sre_proxy_kind", "sre_db_host", "sre_db_port",
-                "sre_db_service", "sre_tls_endpoints"},
+                "sre_compose_file", "sre_compose_project", "sre_proxy_kind", "sre_db_service", "sre_tls_endpoints"},
     "fly": {"sre_target_kind", "sre_app_name", "sre_fly_app", "sre_flyctl", "sre_proxy_kind"},
 }
 
@@ -163,7 +162,7 @@ def test_compose_file_is_valid_and_publishes_on_loopback_only():
     assert set(doc["services"]) == {"web", "db", "nginx", "certbot"}  # runbook 003's services
     published = {svc: s.get("ports", []) for svc, s in doc["services"].items()}
     assert published["nginx"] == ["127.0.0.1:18443:443"]
-    assert published["db"] == ["127.0.0.1:15432:5432"]
+    assert published["db"] == []  # reachable only on the project network, as in production
     assert published["web"] == ["127.0.0.1:13000:8000"]
     assert published["certbot"] == []
     for svc in ("web", "db"):
@@ -183,13 +182,12 @@ def test_inventory_groups_hosts_and_shared_variables():
                 "--vault-id", f"lab@{REPO / 'inventories' / 'lab' / '.vault-pass'}"], cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     inv = json.loads(proc.stdout)
-    # one group per app under 'lab'; each kind group is made of the app groups of that kind
+    # one group per app under 'lab'; each kind group (derived from sre_target_kind, kinds.yml) holds the app's host
     assert set(inv["lab"]["children"]) == set(LAB_APPS)
     hostvars = inv["_meta"]["hostvars"]
     for app, (kind, host) in LAB_APPS.items():
         assert inv[app]["hosts"] == [host], app
-        assert app in inv[kind]["children"], kind
-        assert not inv[kind].get("hosts"), kind
+        assert host in inv[kind]["hosts"], kind
         hv = hostvars[host]
         # SME Booking has no proxy, no TLS and no backups of its own (runbook 002)
         needed = SHARED[kind] - ({"sre_proxy_service", "sre_tls_endpoints", "sre_backup_dir"} if app == "sme_booking"
@@ -200,7 +198,7 @@ def test_inventory_groups_hosts_and_shared_variables():
     assert hostvars["lab-pm2"]["ansible_host"] == "sre-lab-pm2"
     # a second app of one kind on the same VPS is one more group and host name
     assert hostvars["lab-sme"]["ansible_host"] == "sre-lab-systemd"
-    assert sorted(inv["systemd"]["children"]) == ["saasresto", "sme_booking"]
+    assert sorted(inv["systemd"]["hosts"]) == ["lab-sme", "lab-systemd"]
     assert hostvars["lab-fly"]["sre_flyctl"].endswith("/fake-flyctl/flyctl")
     assert hostvars["lab-fly"]["sre_fly_app"] == APP
 

@@ -64,8 +64,10 @@ def test_confirmed_runs_leak_no_canary(tmp_path):
         ("app_down_diagnose", {"sre_fly_api_token": FLY_TOKEN}, "lab-fly"),
     ]
     leaks, summary = [], []
+    decoy = "decoy-canary-%s" % TAG  # shown on purpose in a lab host's process list: the sampler must report it
     try:
-        with LabSampler(canaries) as sampler:
+        with LabSampler(dict(canaries, decoy=decoy)) as sampler:
+            subprocess.run(["docker", "exec", "sre-lab-pm2", "sh", "-c", "sleep 0.4; true", decoy], check=True)
             for name, extra, limit in runs:
                 where = tmp_path / name
                 runner, private, records = runner_job(where, name, extra, limit, check=name.endswith("_diagnose"))
@@ -76,7 +78,9 @@ def test_confirmed_runs_leak_no_canary(tmp_path):
                 leaks += leaks_in(stdout, canaries, "the output of %s" % name)
                 leaks += leaks_in(events, canaries, "the job events of %s" % name)
                 leaks += leaks_in(records, canaries, "the incident records of %s" % name)
-        leaks += sampler.leaks()
+        seen = sampler.leaks()
+        assert "the decoy in an argv in sre-lab-pm2 (sh)" in seen, seen
+        leaks += [line for line in seen if not line.startswith("the decoy ")]
         assert not leaks, leaks
         assert all(line.endswith(": successful") for line in summary), summary
         # each secret reached where it goes
