@@ -11,6 +11,19 @@ import statistics
 import sys
 from pathlib import Path
 
+SPEC = Path(__file__).resolve().parents[1] / "molecule" / "_drills" / "drills.yml"
+
+
+def spec_of(name):
+    """runbook and twin app of a drill from drills.yml (a drill that failed before its first note has none)."""
+    try:
+        import yaml  # pylint: disable=import-outside-toplevel
+        doc = yaml.safe_load(SPEC.read_text())
+        drill = doc["drills"][name]
+        return drill["runbook"], doc["twins"][drill["twin"]]["app"]
+    except (ImportError, OSError, KeyError, TypeError, ValueError):
+        return name.split("_", 1)[1], "?"
+
 
 def main(argv):
     results = Path(argv[0])
@@ -21,8 +34,8 @@ def main(argv):
         note_path, result_path = results / ("%s.json" % name), results / ("%s.result" % name)
         note = json.loads(note_path.read_text()) if note_path.exists() else {}
         ok = result_path.exists() and result_path.read_text().split()[:1] == ["ok"]
-        runbook = note.get("runbook") or name.split("_", 1)[1]
-        twin = note.get("twin") or "?"
+        runbook, twin = spec_of(name)
+        runbook, twin = note.get("runbook") or runbook, note.get("twin") or twin
         took = (note["t_healthy"] - note["t_inject"]) if ok and "t_healthy" in note and "t_inject" in note else None
         if ok:
             passed += 1

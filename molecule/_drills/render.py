@@ -26,13 +26,26 @@ def changing_playbook(catalog, runbook):
     raise SystemExit("drills.yml: runbook %s has no remediate/rollback/restore phase in awx/catalog.yml" % runbook)
 
 
+def folded(text, indent, width=110):
+    """A YAML folded block scalar body (lines joined by spaces when read), each line at most about width."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = "%s %s" % (line, word) if line else word
+    lines.append(line)
+    return "\n".join(indent + part for part in lines)
+
+
 def files_for(name, drill, catalog):
     # sre_lab_root: the lab inventory finds the lab from inventory_dir, which is Molecule's own inventory here
     extra = dict({"sre_confirm": "yes", "sre_lab_root": "${MOLECULE_PROJECT_DIRECTORY}/lab"},
                  **(drill.get("remediate_vars") or {}))
     molecule = ((HERE / "molecule.yml.template").read_text()
                 .replace("__DRILL__", name).replace("__HOST__", drill["twin"])
-                .replace("__EXTRA__", json.dumps(extra, sort_keys=True)))
+                .replace("__EXTRA__", folded(json.dumps(extra, sort_keys=True), "      ")))
     playbook = changing_playbook(catalog, drill["runbook"])
     converge = ("---\n# Drill %s (molecule/_drills/drills.yml; written by molecule/_drills/render.py): the confirmed %s\n"
                 "# (sre_confirm and the drill's variables come from molecule.yml), then the time the twin is healthy again.\n"

@@ -339,6 +339,11 @@ class CallbackModule(CallbackBase):
                         "host": host_name, "task": task_name, "severity": severity if severity in FINDING_RANK else "info",
                         "code": to_text(finding.get("code", "")), "message": to_text(finding.get("message", "")),
                     }
+                    # a finding the role already reported (its <role>_findings fact, then a task showing them) once
+                    if any((f["host"], f["code"], f["message"], f["severity"]) == (host_name, entry["code"], entry["message"],
+                                                                                   entry["severity"])
+                           for f in self._findings if f["task"] != task_name):
+                        continue
                     self._findings.append(entry)
                     self._event("finding", entry["message"], host=host_name, task=task_name,
                                 severity=entry["severity"], code=entry["code"])

@@ -87,8 +87,21 @@ def parse_iso(text):
 UNIT_NAME_RE = re.compile(r"^[\w@:.\\-]+\.(service|socket|timer|path|target|mount|automount|slice|scope|device|swap)$")
 
 
+# Names that describe secrets without holding one: the secrets runbook's own facts (secrets_findings,
+# secrets_missing, secrets_required, secrets_env_names: names and findings, never values), a column, table or file
+# that merely has such a word in its name (login_hash_column: '"passwordHash"'). Censoring their values would turn
+# "critical", "secrets_missing" and every required secret's NAME into [censored] in every record.
+DESCRIBES_SECRETS_RE = re.compile(
+    r"_(findings|names|missing|present|empty|required|where|file|format|kind|phase|known|restart|changed|confirm"
+    r"|column|table|dir|unvaulted|count)$", re.IGNORECASE)
+
+
 def is_secret_name(name):
-    return isinstance(name, str) and bool(SECRET_NAME_RE.search(name)) and not UNIT_NAME_RE.match(name)
+    return (isinstance(name, str) and bool(SECRET_NAME_RE.search(name)) and not UNIT_NAME_RE.match(name)
+            and not (DESCRIBES_SECRETS_RE.search(name) and not _HOLDS_A_PASSFILE_RE.search(name)))
+
+
+_HOLDS_A_PASSFILE_RE = re.compile(r"pgpass|passfile", re.IGNORECASE)
 
 
 # -- scrubbing by pattern ------------------------------------------------------------------------------
