@@ -33,5 +33,14 @@ def test_diagnose_runs_clean_on_every_twin(tmp_path, runbook):
     assert set(res.recap) == hosts, res.output
     assert {h: (res.changed(h), res.failed(h)) for h in hosts} == {h: (0, 0) for h in hosts}, res.output
     record = res.last_record()
-    unconfigured = [f for f in record.get("findings") or [] if NOT_CONFIGURED.search(json.dumps(f))]
+    unconfigured = [f for f in record.get("findings") or [] if NOT_CONFIGURED.search(own_words(f))]
     assert not unconfigured, unconfigured
+
+
+def own_words(finding):
+    """A finding's own words: the app's log lines it quotes are the app's, not the runbook's (an earlier drill's
+    "required secret JWT_SECRET is not set" in the journal says nothing about the inventory)."""
+    if str(finding.get("code", "")).endswith("_errors"):
+        return str(finding.get("code"))
+    message = str(finding.get("message", "")).split(" last: ", 1)[0]
+    return json.dumps(dict(finding, message=message))
