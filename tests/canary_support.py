@@ -19,6 +19,7 @@ A module of its own (not a conftest.py): imported by the lab tests of several di
 
 from __future__ import annotations
 
+import os
 import secrets as random_secrets
 import shlex
 import subprocess
@@ -59,6 +60,27 @@ def leaks_in(text: str, canaries: dict[str, str], where: str) -> list[str]:
     return ["the %s in %s" % (name, where) for name, value in canaries.items() if value in (text or "")]
 
 
+class ArgvSampler(threading.Thread):
+    """Runs ``ps -eo args`` on the control node every 50 ms and keeps the lines that hold one of the patterns (and how
+    many samples it took): start() it, set() its stop event, join() it, read hits and samples."""
+
+    def __init__(self, patterns):
+        super().__init__(daemon=True)
+        self.patterns = [p for p in patterns if p]
+        self.hits: set[str] = set()
+        self.samples = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            proc = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
+            self.samples += 1
+            for line in proc.stdout.splitlines():
+                if any(p in line for p in self.patterns):
+                    self.hits.add(line[:300])
+            self.stop.wait(0.05)
+
+
 class LabSampler:
     """Process lists sampled every 50 ms on the control node and inside every running lab host container."""
 
@@ -66,34 +88,26 @@ class LabSampler:
         self.canaries = dict(canaries)
         self.tag = "sre-canary-probe-%s" % random_secrets.token_hex(4)
         self.containers = [c for c in containers if self._running(c)]
-        self.hits: set[str] = set()
-        self.samples = 0
         self.remote: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
         self._patterns = list(self.canaries.values()) + [self.tag]
+        self._local = ArgvSampler(self._patterns)
 
     @staticmethod
     def _running(container):
         return subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", container], capture_output=True,
                               text=True, check=False).stdout.strip() == "true"
 
-    def _loop(self):
-        while not self._stop.is_set():
-            proc = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
-            self.samples += 1
-            for line in proc.stdout.splitlines():
-                if any(p in line for p in self._patterns):
-                    self.hits.add(line[:300])
-            self._stop.wait(0.05)
-
     def _remote_script(self, out):
         return ("pat=%(o)s.pat; : > %(o)s; n=0; "
                 "while [ ! -e %(o)s.stop ]; do ps -eo args | grep -F -f \"$pat\" >> %(o)s; n=$((n+1)); "
                 "echo $n > %(o)s.n; sleep 0.05; done; rm -f \"$pat\"" % {"o": shlex.quote(out)})
 
+    @property
+    def hits(self):
+        return self._local.hits
+
     def __enter__(self):
-        self._thread.start()
+        self._local.start()
         for container in self.containers:
             out = "/tmp/%s.hits" % self.tag
             self.remote[container] = out
@@ -111,8 +125,8 @@ class LabSampler:
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+        self._local.stop.set()
+        self._local.join()
         for container, out in self.remote.items():
             script = ("touch %(o)s.stop; sleep 0.3; cat %(o)s; echo; echo SAMPLES=$(cat %(o)s.n 2>/dev/null); "
                       "rm -f %(o)s %(o)s.stop %(o)s.n" % {"o": shlex.quote(out)})
@@ -150,9 +164,11 @@ def runner_events_text(private_data_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def runner_job(tmp_path: Path, playbook: str, extravars: dict, limit: str, verbosity: int = 4, check: bool = False):
-    """Run a playbook of the collection against the lab the way AWX runs a job template (ansible-runner, a private
-    data directory, the answers in env/extravars); returns (runner, private data dir, incident records text)."""
+def runner_job(tmp_path: Path, playbook, extravars: dict, limit=None, verbosity: int = 4, check: bool = False,
+               inventory=LAB_INVENTORY, extra_env=None):
+    """Run a playbook the way AWX runs a job template: ansible-runner, a private data directory with the answers
+    in env/extravars, the envvars and the cmdline, the project = the repository. playbook: a name under playbooks/
+    or a path. Returns (runner, private data dir, incident records text); the records are in tmp_path/incidents."""
     import ansible_runner  # pylint: disable=import-outside-toplevel
 
     repo = LAB_INVENTORY.parents[1]
@@ -160,13 +176,14 @@ def runner_job(tmp_path: Path, playbook: str, extravars: dict, limit: str, verbo
     (private / "env").mkdir(parents=True)
     (private / "env" / "extravars").write_text(yaml.safe_dump(extravars))
     envvars = {"SRE_INCIDENT_DIR": str(Path(tmp_path) / "incidents"), "ANSIBLE_CONFIG": str(repo / "ansible.cfg"),
-               "ANSIBLE_NOCOLOR": "1", "PATH": "%s:%s" % (BIN, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")}
+               "ANSIBLE_NOCOLOR": "1", "PATH": "%s:%s" % (BIN, os.environ.get("PATH", ""))}
+    envvars.update(extra_env or {})
     (private / "env" / "envvars").write_text(yaml.safe_dump(envvars))
     cmdline = (["--check"] if check else []) + (["-" + "v" * verbosity] if verbosity else [])
     if cmdline:
         (private / "env" / "cmdline").write_text(" ".join(cmdline))
-    runner = ansible_runner.run(private_data_dir=str(private), project_dir=str(repo),
-                                playbook=str(repo / "playbooks" / (playbook + ".yml")), inventory=str(LAB_INVENTORY),
-                                quiet=True, ident="job", limit=limit)
+    path = Path(playbook) if "/" in str(playbook) else repo / "playbooks" / (str(playbook) + ".yml")
+    runner = ansible_runner.run(private_data_dir=str(private), project_dir=str(repo), playbook=str(path),
+                                inventory=str(inventory), quiet=True, ident="job", limit=limit)
     records = "".join(p.read_text() for p in sorted((Path(tmp_path) / "incidents").glob("*")) if p.is_file())
     return runner, private, records

@@ -5,17 +5,15 @@ env/extravars. Plus the apply playbook (syntax and the data it would send) and t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import ansible_runner
 import pytest
 import yaml
 
-from canary_support import LabSampler, lab_canaries, leaks_in, runner_events_text
+from canary_support import LabSampler, lab_canaries, leaks_in, runner_events_text, runner_job
 from playbook_runner import run_playbook
 
 REPO = Path(__file__).resolve().parents[3]
@@ -41,21 +39,11 @@ def lab_containers():
 
 
 def run_job(tmp_path, playbook, extravars, inventory, check=True, extra_env=None, limit=None, verbosity=0):
-    """Run like AWX: private_data_dir/env/{extravars,envvars,cmdline}, project = the repository."""
-    private = tmp_path / "pdd"
-    (private / "env").mkdir(parents=True)
-    (private / "env" / "extravars").write_text(yaml.safe_dump(extravars))
-    envvars = {"SRE_INCIDENT_DIR": str(tmp_path / "incidents"), "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-               "PATH": "%s:%s" % (BIN, os.environ.get("PATH", ""))}
-    envvars.update(extra_env or {})
-    (private / "env" / "envvars").write_text(yaml.safe_dump(envvars))
-    cmdline = (["--check"] if check else []) + (["-" + "v" * verbosity] if verbosity else [])
-    if cmdline:
-        (private / "env" / "cmdline").write_text(" ".join(cmdline))
-    runner = ansible_runner.run(private_data_dir=str(private), project_dir=str(REPO), playbook=str(playbook),
-                                inventory=str(inventory), quiet=True, ident="job", limit=limit)
-    records = sorted((tmp_path / "incidents").glob("*.json"))
-    return runner, records
+    """Run like AWX (canary_support.runner_job: private_data_dir/env/{extravars,envvars,cmdline}, project = the
+    repository); returns the runner and the incident records (JSON files)."""
+    runner, dummy, dummy = runner_job(tmp_path, playbook, extravars, limit=limit, verbosity=verbosity, check=check,
+                                      inventory=inventory, extra_env=extra_env)
+    return runner, sorted((tmp_path / "incidents").glob("*.json"))
 
 
 def local_inventory(tmp_path):

@@ -46,6 +46,11 @@ def compose_db_container():
                "--filter", "label=com.docker.compose.service=db"]).splitlines()[0]
 
 
+# the container db_restore runs in (its inventory host), and the one whose PostgreSQL holds the twin's database
+HOST_CONTAINER = {"lab-systemd": "sre-lab-systemd", "lab-pm2": "sre-lab-pm2"}
+DB_CONTAINER = {"lab-systemd": "sre-lab-systemd", "lab-pm2": "sre-lab-systemd"}  # cookcam's "hosted" server
+
+
 class Twin:
     """How the test itself reaches a twin's database (as an operator would: psql inside the host or container)."""
 
@@ -59,9 +64,8 @@ class Twin:
         if self.host == "lab-compose":
             return ["docker", "exec", "-i", compose_db_container(), "psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
                     "-U", "ferreteria_user", "-d", db]
-        container = {"lab-systemd": "sre-lab-systemd", "lab-pm2": "sre-lab-systemd"}[self.host]
-        return ["docker", "exec", "-i", container, "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v",
-                "ON_ERROR_STOP=1", "-d", db]
+        return ["docker", "exec", "-i", DB_CONTAINER[self.host], "runuser", "-u", "postgres", "--",
+                "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", db]
 
     def sql(self, query, db=None):
         return sh(self.psql_argv(db) + ["-c", query])
@@ -80,15 +84,13 @@ class Twin:
     def run_on_host(self, script):
         if self.host == "lab-compose":
             return sh(["bash", "-c", script])
-        container = {"lab-systemd": "sre-lab-systemd", "lab-pm2": "sre-lab-pm2"}[self.host]
-        return sh(["docker", "exec", container, "bash", "-c", script])
+        return sh(["docker", "exec", HOST_CONTAINER[self.host], "bash", "-c", script])
 
     def healthy(self):
         if self.host == "lab-compose":
             argv = ["curl", "-fsS", "-m", "5", self.health]
         else:
-            container = {"lab-systemd": "sre-lab-systemd", "lab-pm2": "sre-lab-pm2"}[self.host]
-            argv = ["docker", "exec", container, "curl", "-fsS", "-m", "5", self.health]
+            argv = ["docker", "exec", HOST_CONTAINER[self.host], "curl", "-fsS", "-m", "5", self.health]
         return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import secrets as random_secrets
 import subprocess
-import threading
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from canary_support import ArgvSampler
 from playbook_runner import incident_text, run_playbook
 
 REPO = Path(__file__).resolve().parents[3]
@@ -33,26 +33,6 @@ FLY_TOKEN = "FlyV1 fm2_CANARY-%s-not-a-real-token" % TAG
 ENV_SECRET = "env-canary-%s-value" % TAG
 EMAIL = "canary-user@example.test"
 RELATIONS = [{"child": "items", "column": "category_id", "parent": "categories", "parent_column": "id"}]
-
-
-class ArgvSampler(threading.Thread):
-    """Runs ``ps -eo args`` every 50 ms and keeps the lines that hold a canary (and how many samples it took)."""
-
-    def __init__(self, canaries):
-        super().__init__(daemon=True)
-        self.canaries = [c for c in canaries if c]
-        self.hits = set()
-        self.samples = 0
-        self.stop = threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            proc = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
-            self.samples += 1
-            for line in proc.stdout.splitlines():
-                if any(c in line for c in self.canaries):
-                    self.hits.add(line[:300])
-            self.stop.wait(0.05)
 
 
 def _canaries(dsn):
