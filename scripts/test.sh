@@ -93,6 +93,33 @@ stage_build() {
 # Build the lab images (cached by content hash) and start the lab, healthy, for the integration tests.
 stage_lab() { "$here/lab/up.sh"; }
 
+# One molecule scenario: reset its state, run it, print its line; a drill's result is kept for the matrix.
+molecule_one() {
+  local s=$1 t0 r
+  t0=$(date +%s)
+  # Forget state left by an earlier run (molecule keeps it under ~/.cache/molecule): a scenario
+  # whose sequence has no create/destroy would otherwise skip prepare ("already prepared").
+  molecule reset -s "$s" >/dev/null 2>&1 || true
+  if molecule test -s "$s"; then r=ok; else r=FAILED; fi
+  echo "molecule scenario $s: $r in $(( $(date +%s) - t0 ))s"
+  if grep -q "molecule/_drills/drills.yml" "molecule/$s/molecule.yml" 2>/dev/null; then
+    echo "$r" > "$SRE_DRILL_RESULTS/$s.result"
+  fi
+  [ "$r" = ok ]
+}
+
+# The lane of a scenario. Two lanes run side by side (MOLECULE_LANES=1: one after another):
+#   hosts  the drills on the lab's VPS containers (lab-systemd, lab-sme, lab-pm2: one PostgreSQL serves all three,
+#          so they run one at a time);
+#   engine everything else, one at a time: the scenarios that create containers (docker driver; `molecule reset` of
+#          one stops every owner=molecule container, so no two of them ever overlap) and the drills on the compose
+#          project and the FAKE Fly app. A delegated drill creates no container and its reset stops none.
+molecule_lane() {
+  local f="molecule/$1/molecule.yml"
+  if grep -q "molecule/_drills/drills.yml" "$f" 2>/dev/null \
+     && grep -Eq '^  - name: (lab-systemd|lab-sme|lab-pm2)$' "$f"; then echo hosts; else echo engine; fi
+}
+
 stage_molecule() {
   (
     set -e
@@ -101,24 +128,36 @@ stage_molecule() {
     export ANSIBLE_COLLECTIONS_PATH="$here/build/collections"
     scenarios=${MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)}
     [ -n "$scenarios" ] || { echo "no molecule scenarios found"; exit 1; }
-    fails=0
     # the drills (molecule/_drills/drills.yml) write when the fault went in and when the twin was healthy here
     export SRE_DRILL_RESULTS="$here/build/drills"
     rm -rf "$SRE_DRILL_RESULTS" && mkdir -p "$SRE_DRILL_RESULTS"
-    drills=()
+    out="$here/build/molecule"
+    rm -rf "$out" && mkdir -p "$out"
+    drills=() lanes=()
     for s in $scenarios; do
-      t0=$(date +%s)
-      # Forget state left by an earlier run (molecule keeps it under ~/.cache/molecule): a scenario
-      # whose sequence has no create/destroy would otherwise skip prepare ("already prepared").
-      molecule reset -s "$s" >/dev/null 2>&1 || true
-      if molecule test -s "$s"; then r=ok; else r=FAILED; fails=$((fails + 1)); fi
-      echo "molecule scenario $s: $r in $(( $(date +%s) - t0 ))s"
-      if grep -q "molecule/_drills/drills.yml" "molecule/$s/molecule.yml" 2>/dev/null; then
-        drills+=("$s"); echo "$r" > "$SRE_DRILL_RESULTS/$s.result"
-      fi
+      grep -q "molecule/_drills/drills.yml" "molecule/$s/molecule.yml" 2>/dev/null && drills+=("$s")
+      if [ "${MOLECULE_LANES:-2}" = 1 ]; then lane=engine; else lane=$(molecule_lane "$s"); fi
+      echo "$s" >> "$out/$lane.list"
     done
+    pids=()
+    for list in "$out"/*.list; do
+      lane=$(basename "$list" .list); lanes+=("$lane")
+      (
+        set +e; fails=0
+        while read -r s; do molecule_one "$s" || fails=$((fails + 1)); done < "$list"
+        [ "$fails" -eq 0 ]
+      ) > "$out/$lane.log" 2>&1 &
+      pids+=($!)
+    done
+    rc=0
+    for i in "${!pids[@]}"; do
+      if wait "${pids[$i]}"; then r=0; else r=$?; rc=1; fi
+      echo "---- molecule, lane ${lanes[$i]} (rc=$r) ----"; cat "$out/${lanes[$i]}.log"
+    done
+    echo "---- molecule scenarios ----"
+    cat "$out"/*.log | grep '^molecule scenario ' || true
     if [ ${#drills[@]} -gt 0 ]; then python3 "$here/scripts/drill_matrix.py" "$SRE_DRILL_RESULTS" "${drills[@]}"; fi
-    [ "$fails" -eq 0 ]
+    [ "$rc" -eq 0 ]
   )
 }
 

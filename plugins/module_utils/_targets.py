@@ -343,6 +343,8 @@ def pm2_instances(processes, name, now):
             cpu_pct=monit.get("cpu") if state == "running" else None,
         )
         item["unstable_restarts"] = _int_or_none(env.get("unstable_restarts"))
+        # pm2 restarts the app when its memory goes over this (max_memory_restart, bytes; None: no limit)
+        item["mem_limit_bytes"] = _int_or_none(env.get("max_memory_restart")) or None
         item["cwd"] = env.get("pm_cwd")
         item["revision"] = (env.get("versioning") or {}).get("revision")
         result.append(item)
@@ -423,6 +425,12 @@ def fly_instances(status_doc, now):
             restarts=sum(1 for e in events if e.get("type") == "exit"), uptime_s=uptime, health=health,
         )
         item["region"] = machine.get("region")
+        # exits the machine's own events say were the kernel's OOM killer (request.exit_event.oom_killed), and the
+        # memory the machine has: what high_resource needs on Fly, where no kernel log can be read
+        item["oom_kills"] = sum(1 for e in events if e.get("type") == "exit"
+                                and ((e.get("request") or {}).get("exit_event") or {}).get("oom_killed") is True)
+        guest = (machine.get("config") or {}).get("guest") or {}
+        item["memory_mb"] = guest.get("memory_mb") if isinstance(guest.get("memory_mb"), int) else None
         item["image_ref"] = fly_image_ref(machine.get("image_ref"))
         item["version"] = machine.get("version")
         item["host_status"] = machine.get("host_status")
@@ -498,6 +506,14 @@ def fly_log_lines(entries, since_epoch=None):
 
 # ---------------------------------------------------------------- findings
 
+# an instance at this share of its own memory limit (pm2 max_memory_restart) is a finding
+MEMORY_LIMIT_WARN = 0.9
+
+
+def _mib(value):
+    return "%.0f MB" % (value / 1048576.0)
+
+
 def findings_for(kind, app, instances, restart_warn=3, health=None):
     """Findings (severity, code, message) a runbook can name as the cause."""
     found = []
@@ -525,6 +541,17 @@ def findings_for(kind, app, instances, restart_warn=3, health=None):
             add("warning", "app_restarts", "%s restarted %s times" % (label, item.get("restarts")))
         if item.get("health") == "unhealthy":
             add("critical", "instance_unhealthy", "%s reports unhealthy" % label)
+        down = item["state"] != "running" or item.get("health") == "unhealthy"
+        if (item.get("oom_kills") or 0) > 0:
+            add("critical" if down else "warning", "oom_kills", "%s was OOM-killed %d times%s%s: it needs more memory"
+                % (label, item["oom_kills"], " (%s MB)" % item["memory_mb"] if item.get("memory_mb") else "",
+                   ", and is down now" if down else ""))
+        limit, used = item.get("mem_limit_bytes"), item.get("mem_bytes")
+        if limit and used and used >= MEMORY_LIMIT_WARN * limit:
+            add("critical" if used >= limit else "warning", "memory_limit",
+                "%s uses %s, %d%% of its memory limit %s%s: raise the limit or find what grows" % (
+                    label, _mib(used), round(100.0 * used / limit), _mib(limit),
+                    " (max_memory_restart: pm2 restarts it each time it goes over)" if kind == "pm2" else ""))
     if health is not None and health.get("url") and not health.get("ok"):
         add("critical", "health_failed", "health check %s failed: %s" % (
             health["url"], health.get("error") or "HTTP %s" % health.get("status")))

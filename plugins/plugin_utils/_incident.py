@@ -34,13 +34,21 @@ FINDING_RANK = {"info": 0, "ok": 0, "warning": 1, "critical": 2}
 # release_unhealthy, pool_saturated, orphans...) ranks before them as the root cause of a host.
 SYMPTOM_CODES = frozenset(("health_failed", "instance_unhealthy", "log_errors", "app_starting", "service_log_errors",
                            "no_release_record", "unreachable", "db_unreachable"))
+# Codes that say what the process does (stopped, failed, restarting in a loop): the cause of what users see, and
+# the effect of a root cause found beside it (a bad release, a missing secret, orphans...): they rank between the two.
+PROCESS_CODES = frozenset(("app_stopped", "app_failed", "app_crash_loop", "app_restarts", "app_missing"))
+
+
+def _cause_tier(code):
+    return 2 if code in SYMPTOM_CODES else 1 if code in PROCESS_CODES else 0
 
 
 def ranked_findings(findings):
-    """Findings worst first: severity, then causes before symptoms (SYMPTOM_CODES), then the order found."""
+    """Findings worst first: severity, then root causes before the process state (PROCESS_CODES) before symptoms
+    (SYMPTOM_CODES), then the order found."""
     indexed = list(enumerate(findings))
     indexed.sort(key=lambda pair: (-FINDING_RANK.get(str(pair[1].get("severity", "info")).lower(), 0),
-                                   1 if pair[1].get("code") in SYMPTOM_CODES else 0, pair[0]))
+                                   _cause_tier(pair[1].get("code")), pair[0]))
     return [finding for dummy, finding in indexed]
 
 

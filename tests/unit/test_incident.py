@@ -171,3 +171,20 @@ def test_causes_rank_before_symptoms_of_the_same_severity():
     # a symptom is still the cause when nothing else is worse
     assert causes["b"]["code"] == "log_errors"
     assert inc.causes_by_host([{"host": "c", "severity": "info", "code": "x", "message": ""}]) == {}
+
+
+def test_the_process_state_ranks_between_a_root_cause_and_the_symptoms():
+    # a bad release under pm2: pm2 reports the crash loop first, the deploy check the release after it
+    found = [
+        {"host": "a", "severity": "critical", "code": "app_crash_loop", "message": "restarting in a loop"},
+        {"host": "a", "severity": "critical", "code": "health_failed", "message": "health check failed"},
+        {"host": "a", "severity": "critical", "code": "release_unhealthy", "message": "release r3 is unhealthy"},
+        {"host": "b", "severity": "critical", "code": "health_failed", "message": "health check failed"},
+        {"host": "b", "severity": "critical", "code": "app_stopped", "message": "stopped"},
+    ]
+    assert [f["code"] for f in inc.ranked_findings(found)] == [
+        "release_unhealthy", "app_crash_loop", "app_stopped", "health_failed", "health_failed"]
+    causes = inc.causes_by_host(found)
+    assert causes["a"]["code"] == "release_unhealthy"
+    # with no root cause beside it the stopped process is the cause, not the failed health check
+    assert causes["b"]["code"] == "app_stopped"

@@ -329,3 +329,35 @@ def test_instance_shape_is_the_same_for_every_kind():
 def test_instance_rejects_unknown_state():
     with pytest.raises(ValueError):
         t.instance("x", "sleepy")
+
+
+def test_fly_oom_kills_are_counted_from_the_machine_events():
+    machine = {"id": "m1", "state": "started", "config": {"guest": {"memory_mb": 512}}, "checks": [], "events": [
+        {"type": "exit", "status": "stopped", "timestamp": 1, "request": {"exit_event": {"exit_code": 137, "oom_killed": True}}},
+        {"type": "start", "status": "started", "timestamp": 2},
+        {"type": "exit", "status": "stopped", "timestamp": 3, "request": {"exit_event": {"exit_code": 1, "oom_killed": False}}},
+        {"type": "exit", "status": "stopped", "timestamp": 4},
+        {"type": "exit", "status": "stopped", "timestamp": 5, "request": {"exit_event": {"exit_code": 137, "oom_killed": True}}},
+    ]}
+    item = t.fly_instances({"Machines": [machine]}, now=10)[0]
+    assert (item["restarts"], item["oom_kills"], item["memory_mb"]) == (4, 2, 512)
+    bare = t.fly_instances({"Machines": [{"id": "m2", "state": "stopped"}]}, now=10)[0]
+    assert (bare["oom_kills"], bare["memory_mb"]) == (0, None)
+
+
+def test_findings_name_oom_kills_and_an_instance_at_its_memory_limit():
+    fly = t.instance("m1", "stopped", restarts=4)
+    fly.update(oom_kills=3, memory_mb=1024)
+    up = t.instance("m2", "running", restarts=0, health="healthy")
+    up.update(oom_kills=1, memory_mb=1024)
+    found = {(f["code"], f["severity"]) for f in t.findings_for("fly", "hotdash", [fly, up])}
+    assert ("oom_kills", "critical") in found and ("oom_kills", "warning") in found
+    over = t.instance("0", "running", mem_bytes=70 * 1048576)
+    over["mem_limit_bytes"] = 40 * 1048576
+    near = t.instance("1", "running", mem_bytes=95 * 1048576)
+    near["mem_limit_bytes"] = 100 * 1048576
+    fine = t.instance("2", "running", mem_bytes=50 * 1048576)
+    fine["mem_limit_bytes"] = 300 * 1048576
+    limits = [f for f in t.findings_for("pm2", "cookcam-api", [over, near, fine]) if f["code"] == "memory_limit"]
+    assert [f["severity"] for f in limits] == ["critical", "warning"]
+    assert "70 MB, 175% of its memory limit 40 MB (max_memory_restart" in limits[0]["message"]

@@ -18,14 +18,16 @@ RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(str(LAB_INVENTORY))
 
 
 def shell(key, spec):
-    """The drill's shell snippet, with the host's compose project directory in its environment (as prepare.yml)."""
+    """The drill's shell snippet, with the environment prepare.yml gives it (vars.yml drill_env): the host's compose
+    project directory, the lab root, the FAKE flyctl's state."""
     variables = RUNNER.get_variables(DRILL["twin"])
-    return "SRE_COMPOSE_PROJECT_DIR=%s bash -c %s" % (
-        shlex.quote(str(variables.get("sre_compose_project_dir", ""))), shlex.quote(spec[key]))
+    env = {"SRE_COMPOSE_PROJECT_DIR": str(variables.get("sre_compose_project_dir", "")),
+           "SRE_LAB_ROOT": str(REPO / "lab"), "FAKE_FLY_STATE": os.environ.get("FAKE_FLY_STATE", "")}
+    return "%s bash -c %s" % (" ".join("%s=%s" % (k, shlex.quote(v)) for k, v in env.items()), shlex.quote(spec[key]))
 
 
 def test_the_app_is_healthy(host):
-    cmd = host.run(SPEC["twins"][DRILL["twin"]]["health"])
+    cmd = host.run(shell("health", SPEC["twins"][DRILL["twin"]]))
     assert cmd.rc == 0, cmd.stdout + cmd.stderr
 
 

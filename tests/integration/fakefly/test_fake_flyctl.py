@@ -236,6 +236,19 @@ def test_secrets_unset_and_deploy_staged(fly):
     assert_error(fly("secrets", "unset", "A_B"), "not set")
 
 
+def test_a_required_secret_unset_stops_the_app_until_it_is_set_again(fly):
+    # runbook 004: "Application won't start after secret update"
+    fly("secrets", "unset", "SESSION_SECRET")
+    machines = fly.status()["Machines"]
+    assert {m["state"] for m in machines} == {"stopped"}
+    assert {c["status"] for m in machines for c in m["checks"]} == {"critical"}
+    assert "required secret SESSION_SECRET is not set, refusing to start" in fly.ok("logs", "--no-tail").stdout
+    fly.ok("secrets", "set", "SESSION_SECRET=lab-value")
+    machines = fly.status()["Machines"]
+    assert {m["state"] for m in machines} == {"started"}
+    assert {c["status"] for m in machines for c in m["checks"]} == {"passing"}
+
+
 # ---------------------------------------------------------------- scale
 
 def test_scale_count_and_memory(fly):
