@@ -109,15 +109,15 @@ molecule_one() {
 }
 
 # The lane of a scenario. Two lanes run side by side (MOLECULE_LANES=1: one after another):
-#   hosts  the drills on the lab's VPS containers (lab-systemd, lab-sme, lab-pm2: one PostgreSQL serves all three,
-#          so they run one at a time);
+#   hosts  the drills on the lab's VPS containers and the FAKE Fly app (lab-systemd, lab-sme, lab-pm2, lab-fly: one
+#          PostgreSQL serves all four, so they run one at a time);
 #   engine everything else, one at a time: the scenarios that create containers (docker driver; `molecule reset` of
 #          one stops every owner=molecule container, so no two of them ever overlap) and the drills on the compose
-#          project and the FAKE Fly app. A delegated drill creates no container and its reset stops none.
+#          project. A delegated drill creates no container and its reset stops none.
 molecule_lane() {
   local f="molecule/$1/molecule.yml"
   if grep -q "molecule/_drills/drills.yml" "$f" 2>/dev/null \
-     && grep -Eq '^  - name: (lab-systemd|lab-sme|lab-pm2)$' "$f"; then echo hosts; else echo engine; fi
+     && grep -Eq '^  - name: (lab-systemd|lab-sme|lab-pm2|lab-fly)$' "$f"; then echo hosts; else echo engine; fi
 }
 
 stage_molecule() {

@@ -8,7 +8,8 @@
 //   cookcam      (001) GET /health, POST /webhooks/stripe into stripe_webhook_events
 // Every profile: GET /version, GET /metrics (Prometheus text from prom-client: http_requests_total,
 // http_request_duration_seconds, app_errors_total, process metrics). /health never hangs: the pool has
-// a connection timeout. A release with a BAD file (or APP_BAD=1) exits 1 at start, like a broken deploy.
+// a connection timeout. A release with a BAD file (or APP_BAD=1) exits 1 at start, like a broken deploy. GET /
+// leaks (a page cache by full URL, see pageCache).
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -174,8 +175,14 @@ async function stripeWebhook(req, res) {
   }
 }
 
+// The twin's memory leak (the High-memory runbooks: 000 "High Memory Usage", 002 "memory leak"): a rendered-page
+// cache keyed by the full URL, query string included, never evicted, so every distinct link (?utm_source=... of a
+// campaign) keeps a page in memory for good.
+const pageCache = new Map();
+
 function route(req, res) {
   const url = req.url.split('?')[0];
+  if (url === '/' && !pageCache.has(req.url)) pageCache.set(req.url, Buffer.alloc(1 << 20, ' '));
   if (url === prof.health || url === '/health') return health(res);
   if (url === '/version') return send(res, 200, { release, app: appName });
   if (url === '/metrics') {

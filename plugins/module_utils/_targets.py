@@ -33,7 +33,7 @@ COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
 SYSTEMD_PROPERTIES = (
     "Id", "LoadState", "ActiveState", "SubState", "MainPID", "NRestarts", "Result",
     "ActiveEnterTimestampMonotonic", "ExecMainStartTimestampMonotonic", "MemoryCurrent",
-    "CPUUsageNSec", "FragmentPath", "UnitFileState",
+    "CPUUsageNSec", "FragmentPath", "UnitFileState", "MemoryMax",
 )
 
 _UNSET = ("", "[not set]", "18446744073709551615", "infinity")
@@ -143,12 +143,15 @@ def systemd_instance(props, now_monotonic):
     entered = _int_or_none(props.get("ActiveEnterTimestampMonotonic"))
     if state == "running" and entered and now_monotonic is not None:
         uptime = max(0.0, now_monotonic - entered / 1e6)
-    return instance(
+    item = instance(
         props.get("Id", "?"), state, pid=_int_or_none(props.get("MainPID")),
         restarts=_int_or_none(props.get("NRestarts")), uptime_s=uptime,
         mem_bytes=_int_or_none(props.get("MemoryCurrent")) if state == "running" else None,
         cpu_pct=_cpu_avg_pct(_int_or_none(props.get("CPUUsageNSec")), uptime) if state == "running" else None,
     )
+    # the unit's MemoryMax= (the kernel OOM-kills it above; None: no limit)
+    item["mem_limit_bytes"] = _int_or_none(props.get("MemoryMax")) or None
+    return item
 
 
 # ---------------------------------------------------------------- docker / compose
@@ -224,6 +227,8 @@ def compose_instance_from_inspect(inspect, now, stats=None):
         cpu_pct=_cpu_avg_pct(cpu_ns, uptime) if state == "running" else None, health=health,
     )
     result["service"] = labels.get(COMPOSE_SERVICE_LABEL)
+    # the container's memory limit (compose mem_limit / deploy.resources.limits.memory; None: no limit)
+    result["mem_limit_bytes"] = _int_or_none((inspect.get("HostConfig") or {}).get("Memory")) or None
     result["image"] = (inspect.get("Config") or {}).get("Image")
     result["image_id"] = inspect.get("Image")
     return result

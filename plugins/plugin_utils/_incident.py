@@ -33,7 +33,7 @@ FINDING_RANK = {"info": 0, "ok": 0, "warning": 1, "critical": 2}
 # Codes that describe what users see rather than why: at the same severity, a cause (app_stopped,
 # release_unhealthy, pool_saturated, orphans...) ranks before them as the root cause of a host.
 SYMPTOM_CODES = frozenset(("health_failed", "instance_unhealthy", "log_errors", "app_starting", "service_log_errors",
-                           "no_release_record", "unreachable", "db_unreachable"))
+                           "no_release_record", "unreachable", "db_unreachable", "port_closed"))
 # Codes that say what the process does (stopped, failed, restarting in a loop): the cause of what users see, and
 # the effect of a root cause found beside it (a bad release, a missing secret, orphans...): they rank between the two.
 PROCESS_CODES = frozenset(("app_stopped", "app_failed", "app_crash_loop", "app_restarts", "app_missing"))

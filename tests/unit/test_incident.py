@@ -180,10 +180,11 @@ def test_the_process_state_ranks_between_a_root_cause_and_the_symptoms():
         {"host": "a", "severity": "critical", "code": "health_failed", "message": "health check failed"},
         {"host": "a", "severity": "critical", "code": "release_unhealthy", "message": "release r3 is unhealthy"},
         {"host": "b", "severity": "critical", "code": "health_failed", "message": "health check failed"},
+        {"host": "b", "severity": "critical", "code": "port_closed", "message": "nothing listens on :3000"},
         {"host": "b", "severity": "critical", "code": "app_stopped", "message": "stopped"},
     ]
     assert [f["code"] for f in inc.ranked_findings(found)] == [
-        "release_unhealthy", "app_crash_loop", "app_stopped", "health_failed", "health_failed"]
+        "release_unhealthy", "app_crash_loop", "app_stopped", "health_failed", "health_failed", "port_closed"]
     causes = inc.causes_by_host(found)
     assert causes["a"]["code"] == "release_unhealthy"
     # with no root cause beside it the stopped process is the cause, not the failed health check

@@ -129,7 +129,8 @@ FLY_RELEASES = json.dumps([
 def test_systemd_running():
     inst = t.systemd_instance(t.parse_systemctl_show(SYSTEMCTL_RUNNING), now_monotonic=5100.0)
     assert inst == {"id": "saasresto.service", "name": "saasresto.service", "state": "running", "pid": 412,
-                    "restarts": 2, "uptime_s": 100, "mem_bytes": 52428800, "cpu_pct": 3.0, "health": None}
+                    "restarts": 2, "uptime_s": 100, "mem_bytes": 52428800, "cpu_pct": 3.0, "health": None,
+                    "mem_limit_bytes": None}
 
 
 @pytest.mark.parametrize("text, state, restarts", [
@@ -361,3 +362,15 @@ def test_findings_name_oom_kills_and_an_instance_at_its_memory_limit():
     limits = [f for f in t.findings_for("pm2", "cookcam-api", [over, near, fine]) if f["code"] == "memory_limit"]
     assert [f["severity"] for f in limits] == ["critical", "warning"]
     assert "70 MB, 175% of its memory limit 40 MB (max_memory_restart" in limits[0]["message"]
+
+
+def test_memory_limits_of_a_unit_and_a_container():
+    props = t.parse_systemctl_show(SYSTEMCTL_RUNNING + "\nMemoryMax=104857600\n")
+    assert t.systemd_instance(props, now_monotonic=5100.0)["mem_limit_bytes"] == 104857600
+    props = t.parse_systemctl_show(SYSTEMCTL_RUNNING + "\nMemoryMax=infinity\n")
+    assert t.systemd_instance(props, now_monotonic=5100.0)["mem_limit_bytes"] is None
+    doc = {"Id": "abc", "Name": "/web", "State": {"Status": "running", "StartedAt": "2024-05-01T12:00:00Z"},
+           "HostConfig": {"Memory": 268435456}}
+    assert t.compose_instance_from_inspect(doc, now=0)["mem_limit_bytes"] == 268435456
+    doc["HostConfig"]["Memory"] = 0
+    assert t.compose_instance_from_inspect(doc, now=0)["mem_limit_bytes"] is None

@@ -73,6 +73,14 @@ def metrics():
     return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
 
+# The twin's memory leak (the High-memory runbooks): a rendered-page cache keyed by the full URL, query string
+# included, never evicted, so every distinct link (?utm_source=... of a campaign) keeps a page in memory for good.
+PAGE_CACHE = {}
+
+
 @app.route("/")
 def index():
+    page = PAGE_CACHE.get(request.full_path)
+    if page is None:
+        page = PAGE_CACHE[request.full_path] = bytearray(b" " * (1 << 20))
     return "ferreteria (sre.runbooks lab twin), release %s\n" % RELEASE
