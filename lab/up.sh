@@ -32,6 +32,13 @@ done
 # moving tag `current` (a deploy or rollback re-points it), so rewriting .env keeps what is deployed.
 printf 'FERRETERIA_WEB_IMAGE=%s\nFERRETERIA_DB_IMAGE=%s\nFERRETERIA_NGINX_IMAGE=%s\nFERRETERIA_CERTBOT_IMAGE=%s\n' \
   "$SRE_LAB_WEB_IMAGE" "$SRE_LAB_DB_IMAGE" "$SRE_LAB_NGINX_IMAGE" "$SRE_LAB_CERTBOT_IMAGE" > "$here/compose/.env"
+# The app's own settings and secrets (runbook 003 keeps them in .env.prod beside the compose file): written once,
+# then left to the runbooks (the secrets runbook sets a missing one back). The web service exits at start without
+# a name of REQUIRED_SECRETS.
+if [ ! -s "$here/compose/.env.prod" ]; then
+  (umask 077; printf 'SECRET_KEY=lab-only-flask-secret-3e8a\nREQUIRED_SECRETS=SECRET_KEY\nSMTP_HOST=127.0.0.1\nSMTP_PORT=25\n' \
+    > "$here/compose/.env.prod")
+fi
 # The database's data lives in the volume dbdata, filled from the db image when the volume is created: a new db
 # image (its schema, roles or seed changed) starts from a new volume, as a fresh deploy of that image would.
 db_mark=/var/lib/sre-lab/ferreteria-db-image  # the engine is shared by every clone: so is the mark

@@ -16,6 +16,8 @@ REPO = HERE.parents[1]
 MOLECULE = REPO / "molecule"
 CHANGING_PHASES = ("remediate", "rollback", "restore")
 TWIN_OF_DRILL = "drill_%s_%s"
+# the drill's own state on the twin (its restart cooldown record), emptied by prepare.yml
+DRILL_STATE = "/var/tmp/sre-drills/%s"
 
 
 def changing_playbook(catalog, runbook):
@@ -41,7 +43,10 @@ def folded(text, indent, width=110):
 
 def files_for(name, drill, catalog):
     # sre_lab_root: the lab inventory finds the lab from inventory_dir, which is Molecule's own inventory here
-    extra = dict({"sre_confirm": "yes", "sre_lab_root": "${MOLECULE_PROJECT_DIRECTORY}/lab"},
+    # target_cooldown_dir: the drill's own restart cooldown record (prepare.yml empties it): the restarts of other drills
+    # and tests on the same twin do not count against this drill's, its own two remediates do
+    extra = dict({"sre_confirm": "yes", "sre_lab_root": "${MOLECULE_PROJECT_DIRECTORY}/lab",
+                  "target_cooldown_dir": DRILL_STATE % name + "/cooldown"},
                  **(drill.get("remediate_vars") or {}))
     molecule = ((HERE / "molecule.yml.template").read_text()
                 .replace("__DRILL__", name).replace("__HOST__", drill["twin"])

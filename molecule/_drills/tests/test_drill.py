@@ -21,7 +21,9 @@ def shell(key, spec):
     """The drill's shell snippet, with the environment prepare.yml gives it (vars.yml drill_env): the host's compose
     project directory, the lab root, the FAKE flyctl's state."""
     variables = RUNNER.get_variables(DRILL["twin"])
-    env = {"SRE_COMPOSE_PROJECT_DIR": str(variables.get("sre_compose_project_dir", "")),
+    # the inventory's value is not templated here: its one variable is the lab root (inventories/lab: sre_lab_root)
+    project_dir = str(variables.get("sre_compose_project_dir", "")).replace("{{ sre_lab_root }}", str(REPO / "lab"))
+    env = {"SRE_COMPOSE_PROJECT_DIR": project_dir,
            "SRE_LAB_ROOT": str(REPO / "lab"), "FAKE_FLY_STATE": os.environ.get("FAKE_FLY_STATE", "")}
     return "%s bash -c %s" % (" ".join("%s=%s" % (k, shlex.quote(v)) for k, v in env.items()), shlex.quote(spec[key]))
 

@@ -3,7 +3,8 @@
 
 GET /health answers 200 {"status": "healthy", "database": "connected"} or 503 {"database": "disconnected"};
 GET /ventas lists the latest sales; GET /metrics is Prometheus text (prometheus_client). A release whose
-image carries /app/BAD exits at start, like a broken deploy.
+image carries /app/BAD exits at start, like a broken deploy; so does one started without a name of
+REQUIRED_SECRETS (.env.prod) in its environment.
 """
 import os
 import sys
@@ -17,6 +18,11 @@ RELEASE = os.environ.get("RELEASE", "dev")
 if os.path.exists("/app/BAD") or os.environ.get("APP_BAD") == "1":
     sys.stderr.write("Error: release %s is broken: ImportError: cannot import name 'Venta' from 'models'\n" % RELEASE)
     sys.exit(1)
+
+for _name in filter(None, os.environ.get("REQUIRED_SECRETS", "").split(",")):
+    if not os.environ.get(_name):
+        sys.stderr.write("Error: required secret %s is not set, refusing to start\n" % _name)
+        sys.exit(1)
 
 app = Flask(__name__)
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["app", "route", "method", "status"])
