@@ -144,7 +144,7 @@ stage_molecule() {
       lane=$(basename "$list" .list); lanes+=("$lane")
       (
         set +e; fails=0
-        while read -r s; do molecule_one "$s" || fails=$((fails + 1)); done < "$list"
+        while read -r s; do molecule_one "$s" </dev/null || fails=$((fails + 1)); done < "$list"
         [ "$fails" -eq 0 ]
       ) > "$out/$lane.log" 2>&1 &
       pids+=($!)

@@ -432,8 +432,13 @@ def fly_instances(status_doc, now):
         item["region"] = machine.get("region")
         # exits the machine's own events say were the kernel's OOM killer (request.exit_event.oom_killed), and the
         # memory the machine has: what high_resource needs on Fly, where no kernel log can be read
+        # since the machine's current instance (its last update or launch: a `fly scale memory` starts a new one)
+        renewed = [t for t in (_fly_ts(e.get("timestamp")) for e in events if e.get("type") in ("update", "launch"))
+                   if t is not None]
+        since = max(renewed) if renewed else None
         item["oom_kills"] = sum(1 for e in events if e.get("type") == "exit"
-                                and ((e.get("request") or {}).get("exit_event") or {}).get("oom_killed") is True)
+                                and ((e.get("request") or {}).get("exit_event") or {}).get("oom_killed") is True
+                                and (since is None or (_fly_ts(e.get("timestamp")) or 0) > since))
         guest = (machine.get("config") or {}).get("guest") or {}
         item["memory_mb"] = guest.get("memory_mb") if isinstance(guest.get("memory_mb"), int) else None
         item["image_ref"] = fly_image_ref(machine.get("image_ref"))

@@ -181,6 +181,22 @@ instances:
     mem_bytes:
       description: Memory in use, null when not known.
       type: int
+    mem_limit_bytes:
+      description:
+        - The instance's own memory limit (pm2 C(max_memory_restart), systemd C(MemoryMax=), the container's memory
+          limit), null when it has none or the kind has no such limit (Fly: see C(memory_mb)).
+        - At 90 % of it the finding C(memory_limit) is reported (critical at 100 %).
+      type: int
+      returned: for systemd, compose and pm2
+    oom_kills:
+      description: Exits of the machine its own events record as OOM kills (C(oom_killed)) since its current instance
+        (finding C(oom_kills)).
+      type: int
+      returned: for fly
+    memory_mb:
+      description: Memory of the Fly machine (C(config.guest.memory_mb)), null when not reported.
+      type: int
+      returned: for fly
     cpu_pct:
       description: CPU use in percent of one core, null when not known.
       type: float

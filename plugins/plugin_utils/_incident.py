@@ -36,7 +36,8 @@ SYMPTOM_CODES = frozenset(("health_failed", "instance_unhealthy", "log_errors", 
                            "no_release_record", "unreachable", "db_unreachable", "port_closed"))
 # Codes that say what the process does (stopped, failed, restarting in a loop): the cause of what users see, and
 # the effect of a root cause found beside it (a bad release, a missing secret, orphans...): they rank between the two.
-PROCESS_CODES = frozenset(("app_stopped", "app_failed", "app_crash_loop", "app_restarts", "app_missing"))
+PROCESS_CODES = frozenset(("app_stopped", "app_failed", "app_crash_loop", "app_restarts", "app_missing", "app_stopping",
+                           "app_unknown"))
 
 
 def _cause_tier(code):

@@ -342,6 +342,12 @@ def test_fly_oom_kills_are_counted_from_the_machine_events():
     ]}
     item = t.fly_instances({"Machines": [machine]}, now=10)[0]
     assert (item["restarts"], item["oom_kills"], item["memory_mb"]) == (4, 2, 512)
+    # a new instance (fly scale memory updates the machine): the OOM kills before it no longer count
+    machine["events"].append({"type": "update", "status": "replacing", "timestamp": 6})
+    assert t.fly_instances({"Machines": [machine]}, now=10)[0]["oom_kills"] == 0
+    machine["events"].append({"type": "exit", "status": "stopped", "timestamp": 7,
+                              "request": {"exit_event": {"exit_code": 137, "oom_killed": True}}})
+    assert t.fly_instances({"Machines": [machine]}, now=10)[0]["oom_kills"] == 1
     bare = t.fly_instances({"Machines": [{"id": "m2", "state": "stopped"}]}, now=10)[0]
     assert (bare["oom_kills"], bare["memory_mb"]) == (0, None)
 
