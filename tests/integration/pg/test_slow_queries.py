@@ -401,6 +401,18 @@ def test_playbooks_diagnose_plan_confirm_idempotent(pg_cluster, sessions, tmp_pa
     assert rc == 0 and changed == 0 and failed == 0, out
     assert "- cancel 0 queries" in out and "leave log_min_duration_statement at 750ms" in out
 
+    # the way back (issue 14): -1 as it is turns slow-query logging off again, and again changes nothing
+    rc, changed, failed, out = playbook(pg_cluster, "slow_queries_remediate.yml", tmp_path, sessions.app,
+                                        sre_confirm=True, slow_queries_log_min_duration_ms=-1,
+                                        slow_queries_log_min_duration_exact=True)
+    assert rc == 0 and failed == 0 and changed >= 1, out
+    assert "set log_min_duration_statement from 750ms to -1 ms" in out or "from 750 to -1" in out, out
+    assert pg_cluster.psql("SHOW log_min_duration_statement").strip() == "-1"
+    rc, changed, failed, out = playbook(pg_cluster, "slow_queries_remediate.yml", tmp_path, sessions.app,
+                                        sre_confirm=True, slow_queries_log_min_duration_ms=-1,
+                                        slow_queries_log_min_duration_exact=True)
+    assert rc == 0 and changed == 0 and failed == 0, out
+
 
 def test_terminate_limit_caps_the_sessions_signalled(pg_cluster, sessions):
     """The same cap as pg_triage's terminate_limit: the longest running first, more is a warning (issue 11)."""
