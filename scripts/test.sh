@@ -45,10 +45,10 @@ stage_integration() {
   py="$(venv)/bin/python"
   out="$here/build/integration"
   rm -rf "$out" && mkdir -p -m 0711 "$out"
-  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --basetemp="$out/tmp-lab" -m lab_lane \
+  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --durations=12 --basetemp="$out/tmp-lab" -m lab_lane \
     tests/integration > "$out/lab.log" 2>&1 &
   local pid_lab=$!
-  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --basetemp="$out/tmp-local" -m "not lab_lane" \
+  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --durations=12 --basetemp="$out/tmp-local" -m "not lab_lane" \
     tests/integration > "$out/local.log" 2>&1 &
   local pid_local=$!
   wait "$pid_lab"; rc_lab=$?
@@ -93,14 +93,23 @@ stage_build() {
 # Build the lab images (cached by content hash) and start the lab, healthy, for the integration tests.
 stage_lab() { "$here/lab/up.sh"; }
 
-# One molecule scenario: reset its state, run it, print its line; a drill's result is kept for the matrix.
+# One molecule scenario: forget its state, run it, print its line; a drill's result is kept for the matrix.
+# State left by an earlier run would make a scenario whose sequence has no create/destroy skip prepare ("already
+# prepared"). `molecule reset` forgets it, but it also calls every driver's reset, and the docker driver's stops every
+# owner=molecule container on the engine, whichever scenario made it: only the scenarios that create containers (all
+# in one lane, one at a time) are reset that way; every other scenario gets a fresh ephemeral directory of its own
+# (MOLECULE_EPHEMERAL_DIRECTORY) and never calls reset.
 molecule_one() {
-  local s=$1 t0 r
+  local s=$1 t0 r eph=""
   t0=$(date +%s)
-  # Forget state left by an earlier run (molecule keeps it under ~/.cache/molecule): a scenario
-  # whose sequence has no create/destroy would otherwise skip prepare ("already prepared").
-  molecule reset -s "$s" >/dev/null 2>&1 || true
-  if molecule test -s "$s"; then r=ok; else r=FAILED; fi
+  if grep -A1 '^driver:' "molecule/$s/molecule.yml" | grep -q 'name: docker'; then
+    molecule reset -s "$s" >/dev/null 2>&1 || true
+  else
+    eph="$here/build/molecule/ephemeral/$s"
+    rm -rf "$eph" && mkdir -p "$eph"
+  fi
+  if (if [ -n "$eph" ]; then export MOLECULE_EPHEMERAL_DIRECTORY="$eph"; fi; molecule test -s "$s"); then r=ok
+  else r=FAILED; fi
   echo "molecule scenario $s: $r in $(( $(date +%s) - t0 ))s"
   if grep -q "molecule/_drills/drills.yml" "molecule/$s/molecule.yml" 2>/dev/null; then
     echo "$r" > "$SRE_DRILL_RESULTS/$s.result"
@@ -109,15 +118,25 @@ molecule_one() {
 }
 
 # The lane of a scenario. Two lanes run side by side (MOLECULE_LANES=1: one after another):
-#   hosts  the drills on the lab's VPS containers and the FAKE Fly app (lab-systemd, lab-sme, lab-pm2, lab-fly: one
-#          PostgreSQL serves all four, so they run one at a time);
+#   hosts  the drills that fault the lab's VPS container or its PostgreSQL: every drill on lab-systemd and lab-sme
+#          (one container), the database drills of cookcam (lab-pm2), whose database lives in that PostgreSQL, and
+#          every drill of hotdash (lab-fly: its database is there too); one at a time, so their faults never meet;
 #   engine everything else, one at a time: the scenarios that create containers (docker driver; `molecule reset` of
-#          one stops every owner=molecule container, so no two of them ever overlap) and the drills on the compose
-#          project. A delegated drill creates no container and its reset stops none.
+#          one stops every owner=molecule container, so no two of them ever overlap), the drills on the compose
+#          project, and the drills of cookcam that touch only the pm2 container.
+#          A delegated drill creates no container and is never reset (molecule_one).
 molecule_lane() {
-  local f="molecule/$1/molecule.yml"
-  if grep -q "molecule/_drills/drills.yml" "$f" 2>/dev/null \
-     && grep -Eq '^  - name: (lab-systemd|lab-sme|lab-pm2|lab-fly)$' "$f"; then echo hosts; else echo engine; fi
+  "$(venv)/bin/python" - "$1" <<'PY'
+import sys
+import yaml
+spec = yaml.safe_load(open("molecule/_drills/drills.yml"))
+drill = spec["drills"].get(sys.argv[1])
+DATABASE_RUNBOOKS = {"db_connections", "slow_queries", "backup", "failed_jobs", "data_integrity", "login"}
+# (every drill of the FAKE Fly app goes with the hosts: it balances the two lanes)
+hosts = drill is not None and (drill["twin"] in ("lab-systemd", "lab-sme", "lab-fly") or (
+    drill["twin"] == "lab-pm2" and drill["runbook"] in DATABASE_RUNBOOKS))
+print("hosts" if hosts else "engine")
+PY
 }
 
 stage_molecule() {

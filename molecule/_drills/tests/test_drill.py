@@ -36,3 +36,11 @@ def test_the_app_is_healthy(host):
 def test_the_fault_is_gone(host):
     cmd = host.run(shell("present", DRILL))
     assert cmd.rc != 0, "the fault's signal is still there: " + cmd.stdout + cmd.stderr
+
+
+def test_the_twin_is_as_before_the_fault(host):
+    """Where the drill says what healed means exactly (drills.yml healed: the release before the bad one)."""
+    if "healed" not in DRILL:
+        return
+    cmd = host.run(shell("healed", DRILL))
+    assert cmd.rc == 0, "not as before the fault: " + cmd.stdout + cmd.stderr
