@@ -37,6 +37,7 @@ def backup_env(pg_cluster, source_db, tmp_path, collections_path):
 
 def test_remediate_takes_verifies_places_and_rotates(backup_env, corpus):
     backups, run = backup_env
+    backups.chmod(0o755)  # the app's own directory: the database's OS user reads the dumps there for a restore
     now = time.time()
     for index in range(3):  # three old backups (valid dumps), oldest first
         old = backups / ("corpus_src-2024010%dT000000Z.dump" % (index + 1))
@@ -62,6 +63,7 @@ def test_remediate_takes_verifies_places_and_rotates(backup_env, corpus):
     digest, name = (backups / (new.name + ".sha256")).read_text().split()
     assert name == new.name and digest == hashlib.sha256(new.read_bytes()).hexdigest()
     assert oct(new.stat().st_mode & 0o777) == "0o640"
+    assert oct(backups.stat().st_mode & 0o777) == "0o755"  # an existing directory keeps its mode
 
     rc, changed, out = run("backup_remediate", {"backup_keep_last": 2, "sre_confirm": "yes"})
     assert rc == 0 and changed == 0, out  # fresh and valid: nothing to do
