@@ -184,7 +184,7 @@ instances:
     mem_limit_bytes:
       description:
         - The instance's own memory limit (pm2 C(max_memory_restart), systemd C(MemoryMax=), the container's memory
-          limit), null when it has none or the kind has no such limit (Fly: see C(memory_mb)).
+          limit), null when it has none or the kind has no such limit (for Fly, see C(memory_mb)).
         - At 90 % of it the finding C(memory_limit) is reported (critical at 100 %).
       type: int
       returned: for systemd, compose and pm2

@@ -72,5 +72,3 @@ def test_rollback_behind_an_applied_migration_is_refused(tmp_path):
         assert healthy(container, url), res.output
     finally:
         git_heal(container, checkout, restart)
-
-
