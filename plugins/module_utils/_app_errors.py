@@ -415,10 +415,17 @@ class Tally:
 
     @property
     def errors(self):
-        return max(self.errors_5xx, self.error_lines)
+        """Without request lines, the error lines. With them, the errors among the requests: the larger of the 5xx
+        lines and the error lines of endpoints that have request lines (or no endpoint), never more than the
+        requests (an error line of an endpoint the app does not log as a request, its health check, is not one)."""
+        if not self.requests:
+            return max(self.errors_5xx, self.error_lines)
+        on_endpoints = sum(el for _req, _e5, el in self.endpoints.values())
+        counted = (self.error_lines - on_endpoints) + sum(el for req, _e5, el in self.endpoints.values() if req)
+        return min(self.requests, max(self.errors_5xx, counted))
 
     def by_endpoint(self):
-        return dict((name, (req, max(e5, el))) for name, (req, e5, el) in self.endpoints.items())
+        return dict((name, (req, min(req, max(e5, el)) if req else el)) for name, (req, e5, el) in self.endpoints.items())
 
 
 def rate_pct(errors, requests):

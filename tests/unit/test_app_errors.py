@@ -149,6 +149,20 @@ def test_tally_counts_requests_errors_and_releases():
         {"endpoint": "/api/bookings", "requests": 3, "errors": 2, "error_rate_pct": 66.67, "source": "json_logs"}]
 
 
+def test_tally_rate_never_over_the_requests():
+    """Error lines of an endpoint the app does not log as a request (its health check failing every few seconds
+    while the database refuses it) are not errors among the requests: the rate stays at most 100 %."""
+    tally = ae.Tally("json_logs", slow_ms=300)
+    failed = APP_JSON.replace('"status":200', '"status":502')
+    health = ERROR_JSON.replace("/api/bookings", "/api/health").replace('"dependency"', '"db"')
+    for line in [APP_JSON, failed, failed] + [health] * 20:
+        tally.add_record(ae.parse_json_log(line))
+    assert (tally.requests, tally.errors_5xx, tally.error_lines, tally.errors) == (3, 2, 20, 2)
+    assert ae.rate_pct(tally.errors, tally.requests) == 66.67
+    assert tally.by_endpoint() == {"/api/bookings": (3, 2), "/api/health": (0, 20)}
+    assert tally.types == {"db": 20}
+
+
 @pytest.mark.parametrize("message,kind,runbook", [
     ("anything", "db", "db_connections"),
     ("sorry, too many clients already", None, "db_connections"),
