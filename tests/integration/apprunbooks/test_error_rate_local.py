@@ -308,3 +308,45 @@ def test_caddy_json_access_lines_given_as_text():
     assert (src["source"], src["where"], src["requests"], src["errors"], src["slow"]) == ("access_logs", "journal", 10, 3, 2)
     assert res["over_threshold"] and res["endpoints"][0]["endpoint"] == "/api/orders/:id"
     assert TOKEN not in json.dumps({k: v for k, v in res.items() if k not in ("invocation", "raw")})
+
+
+def remediate(tmp_path, host_vars, extra_vars=None, check=False):
+    r = run_playbook("error_rate_remediate", tmp_path=tmp_path, inventory=inventory(tmp_path, **host_vars),
+                     target="twin", python_interpreter=False, check=check, extra_vars=extra_vars, secrets=[TOKEN])
+    return r, " ".join(r.output.split())
+
+
+def test_remediate_stops_on_a_cause_it_does_not_automate(tmp_path, twin):
+    """A third-party API failing (dependency) has no automated remedy yet: one clear message, nothing changed."""
+    logs, access = write_logs(tmp_path)
+    host_vars = {"sre_app_health_url": twin.base + "/api/health?token=" + TOKEN,
+                 "sre_app_metrics_url": twin.base + "/metrics", "sre_app_json_log_files": [str(logs / "*.json")],
+                 "sre_proxy_access_log_files": [str(access)]}
+    for check in (False, True):
+        r, out = remediate(tmp_path, host_vars, extra_vars={"sre_confirm": "yes"}, check=check)
+        assert r.rc != 0 and r.changed("twin") == 0 and r.failed("twin") == 1, out
+        assert "Traceback" not in out and TOKEN not in r.output
+        assert ("the likely cause is dependency, which has no automated remedy here yet: follow its runbook by hand"
+                in out), out
+        assert "Errors by type" in out and "Nothing was changed." in out, out
+
+
+def test_remediate_under_the_threshold_changes_nothing(tmp_path, twin):
+    twin.errors = 0
+    logs, access = write_logs(tmp_path, failed=0, nginx_5xx=0)
+    r, out = remediate(tmp_path, {"sre_app_health_url": twin.base + "/api/health",
+                                  "sre_app_metrics_url": twin.base + "/metrics",
+                                  "sre_app_json_log_files": [str(logs / "*.json")],
+                                  "sre_proxy_access_log_files": [str(access)]}, extra_vars={"sre_confirm": "yes"})
+    assert r.rc == 0 and r.changed("twin") == 0, out
+    assert "the error rate is under 1 % (0.0 %) and no runbook was named (error_rate_handover): nothing to change" in out
+    assert "Run db_connections remediate" in out and "included: sre.runbooks.db_connections" not in out, out
+
+
+@pytest.mark.parametrize("answer", ["dependency", "bogus"])
+def test_remediate_a_handover_it_cannot_run_is_one_clear_message(tmp_path, twin, answer):
+    r, out = remediate(tmp_path, {"sre_app_health_url": twin.base + "/api/health"},
+                       extra_vars={"sre_confirm": "yes", "error_rate_handover": answer})
+    assert r.rc != 0 and r.changed("twin") == 0 and "Traceback" not in out, out
+    assert re.search(r"error_rate_handover must be one of: .*auto, db_connections, deploy_failure, high_resource,"
+                     r" got: %s" % answer, out), out
