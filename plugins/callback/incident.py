@@ -22,9 +22,10 @@ description:
     remediate and verify runs of one incident share one id. A later run with the same id continues the
     timeline of the newest record with that id found in O(dir). Under an AWX workflow the default id is
     C(awx-wf-<awx_workflow_job_id>).
-  - Severity is P1 to P4 (the scale of the source runbooks; P0 of runbook 001 reads as P1). A critical finding
-    or an unreachable host on every host of the run is P1, on some hosts P2; a warning is P3; otherwise P4.
-    The extra var C(sre_severity) overrides it.
+  - Severity is P1 to P4 (runbook 003's scale, the default), or P0 to P3 where the inventory sets
+    C(sre_severity_scale=P0-P3) (runbook 001's). A critical finding or an unreachable host on every host of the
+    run is P1 (P0), on some hosts P2 (P1); a warning is P3 (P2); otherwise P4 (P3). The extra var C(sre_severity)
+    overrides it (on P1-P4, 001's P0 reads as P1). The record keeps the scale (C(severity_scale)).
   - Who ran it comes from AWX's C(awx_user_name), C(awx_job_id), C(awx_job_template_name) and
     C(awx_workflow_job_id) when present, else from the local user name.
   - Secrets never reach the record or the notification. Results of C(no_log) tasks are recorded as
@@ -91,7 +92,9 @@ from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.sre.runbooks.plugins.plugin_utils._incident import (
     CENSORED,
+    DEFAULT_SCALE,
     FINDING_RANK,
+    SEVERITY_SCALES,
     causes_by_host,
     Scrubber,
     chat_text,
@@ -99,6 +102,7 @@ from ansible_collections.sre.runbooks.plugins.plugin_utils._incident import (
     iso,
     is_secret_name,
     new_incident_id,
+    parse_scale,
     parse_severity,
     render_markdown,
     runbook_phase_from_playbook,
@@ -190,6 +194,7 @@ class CallbackModule(CallbackBase):
         self._state = {}
         self._counts = {"actions": 0, "failures": 0, "unreachable": 0, "tasks": 0}
         self._vars_seen = set()
+        self._host_scales = {}  # host -> its inventory sre_severity_scale
         self._incident_id = None
 
     # -- configuration -------------------------------------------------------------------------------
@@ -252,6 +257,9 @@ class CallbackModule(CallbackBase):
             self._display.warning("sre.runbooks.incident: could not read variables of %s: %s" % (name, to_text(exc)))
             return
         self._learn_secrets(host_vars)
+        scale = host_vars.get("sre_severity_scale")
+        if isinstance(scale, str) and scale.strip():
+            self._host_scales[name] = scale
 
     def _var(self, name, default=None):
         """A run-level value: extra vars win over play vars (as in Ansible)."""
@@ -418,14 +426,33 @@ class CallbackModule(CallbackBase):
                 return data
         return None
 
-    def _severity(self, previous):
-        computed = severity_from(self._findings, self._hosts, self._down)
+    def _scale(self):
+        """The severity scale: the extra/play var, else the one every host of the run has in its inventory (a run
+        over apps of different scales uses the default)."""
+        value = self._var("sre_severity_scale")
+        if value in (None, ""):
+            try:
+                scales = set(parse_scale(v) for v in self._host_scales.values())
+            except ValueError as exc:
+                self._display.warning("sre.runbooks.incident: %s; using %s" % (exc, DEFAULT_SCALE))
+                return DEFAULT_SCALE
+            return scales.pop() if len(scales) == 1 else DEFAULT_SCALE
+        try:
+            return parse_scale(value)
+        except ValueError as exc:
+            self._display.warning("sre.runbooks.incident: %s; using %s" % (exc, DEFAULT_SCALE))
+            return DEFAULT_SCALE
+
+    def _severity(self, previous, scale):
+        computed = severity_from(self._findings, self._hosts, self._down, scale)
         if previous:
             computed = worse_severity(computed, previous.get("severity"))
+            if computed not in SEVERITY_SCALES[scale]:  # the earlier record was on the other scale
+                computed = parse_severity(computed, scale)
         override = self._var("sre_severity")
         if override not in (None, ""):
             try:
-                return parse_severity(override), "override"
+                return parse_severity(override, scale), "override"
             except ValueError as exc:
                 self._display.warning("sre.runbooks.incident: %s; using %s from the findings" % (exc, computed))
         return computed, "findings"
@@ -448,7 +475,8 @@ class CallbackModule(CallbackBase):
             outcome = "unreachable"
         elif stats is not None and any(stats.summarize(h).get("failures") for h in stats.processed):
             outcome = "failed"
-        severity, source = self._severity(previous)
+        scale = self._scale()
+        severity, source = self._severity(previous, scale)
         operator = self._operator()
         hosts = sorted(set(self._hosts) | set(stats.processed if stats is not None else []))
         run = {
@@ -475,6 +503,7 @@ class CallbackModule(CallbackBase):
             "phase": self._phase,
             "severity": severity,
             "severity_source": source,
+            "severity_scale": scale,
             "started": previous.get("started", iso(self._started)) if previous else iso(self._started),
             "run_started": iso(self._started),
             "ended": iso(ended),

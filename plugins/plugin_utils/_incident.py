@@ -28,7 +28,11 @@ SECRET_NAME_RE = re.compile(
 MIN_SCRUB_LENGTH = 6
 CENSORED = "[censored]"
 
-SEVERITY_LEVELS = ("P1", "P2", "P3", "P4")
+SEVERITY_LEVELS = ("P0", "P1", "P2", "P3", "P4")
+# The severity scales of the source runbooks, worst first: P1-P4 (003, and the default), P0-P3 (001: P0 critical,
+# complete outage; P1 high, partial outage; P2 medium; P3 low). Chosen per inventory (sre_severity_scale).
+SEVERITY_SCALES = {"P1-P4": ("P1", "P2", "P3", "P4"), "P0-P3": ("P0", "P1", "P2", "P3")}
+DEFAULT_SCALE = "P1-P4"
 FINDING_RANK = {"info": 0, "ok": 0, "warning": 1, "critical": 2}
 # Codes that describe what users see rather than why: at the same severity, a cause (app_stopped,
 # release_unhealthy, pool_saturated, orphans...) ranks before them as the root cause of a host.
@@ -255,17 +259,33 @@ def runbook_phase_from_playbook(path):
     return stem, "run"
 
 
-def parse_severity(value):
-    """Normalise a severity override: P1-P4 (also 1-4, 'p2'); P0 of runbook 001 reads as P1.
+def parse_scale(value):
+    """Normalise a severity scale: P1-P4 (also 003, p1-p4, 1-4) or P0-P3 (also 001, p0-p3, 0-3); empty = P1-P4.
 
     Raises ValueError for anything else.
     """
+    text = str(value if value is not None else "").strip().upper().replace(" ", "")
+    if text in ("", "P1-P4", "1-4", "003"):
+        return "P1-P4"
+    if text in ("P0-P3", "0-3", "001"):
+        return "P0-P3"
+    raise ValueError("invalid severity scale %r: expected P1-P4 or P0-P3" % (value,))
+
+
+def parse_severity(value, scale=DEFAULT_SCALE):
+    """Normalise a severity override on its scale: P1-P4 (also 1-4, 'p2'), where runbook 001's P0 reads as P1, or
+    P0-P3 (runbook 001's own, where P4 reads as P3).
+
+    Raises ValueError for anything else.
+    """
+    levels = SEVERITY_SCALES[scale]
     text = str(value).strip().upper()
     if text.startswith("P"):
         text = text[1:]
     if text in ("0", "1", "2", "3", "4"):
-        return "P%d" % max(1, int(text))
-    raise ValueError("invalid severity %r: expected P1, P2, P3 or P4" % (value,))
+        number = min(max(int(text), int(levels[0][1:])), int(levels[-1][1:]))
+        return "P%d" % number
+    raise ValueError("invalid severity %r: expected %s" % (value, ", ".join(levels[:-1]) + " or " + levels[-1]))
 
 
 def worse_severity(first, second):
@@ -274,12 +294,13 @@ def worse_severity(first, second):
     return min(levels, key=SEVERITY_LEVELS.index) if levels else None
 
 
-def severity_from(findings, hosts, down_hosts=()):
-    """P level from findings and scope.
+def severity_from(findings, hosts, down_hosts=(), scale=DEFAULT_SCALE):
+    """P level from findings and scope, on the scale (P1-P4, or runbook 001's P0-P3).
 
-    critical (or an unreachable host) on every host of the run -> P1, on some -> P2;
-    worst finding a warning -> P3; nothing worse than info -> P4.
+    critical (or an unreachable host) on every host of the run -> the worst level (P1, or P0), on some -> the
+    second; worst finding a warning -> the third; nothing worse than info -> the fourth.
     """
+    levels = SEVERITY_SCALES[scale]
     critical_hosts = set(down_hosts)
     worst = 0
     for finding in findings:
@@ -289,10 +310,10 @@ def severity_from(findings, hosts, down_hosts=()):
             critical_hosts.add(finding.get("host"))
     if critical_hosts:
         all_hosts = set(hosts)
-        return "P1" if all_hosts and all_hosts <= critical_hosts else "P2"
+        return levels[0] if all_hosts and all_hosts <= critical_hosts else levels[1]
     if worst == 1:
-        return "P3"
-    return "P4"
+        return levels[2]
+    return levels[3]
 
 
 class Scrubber:

@@ -16,7 +16,7 @@ from ansible_collections.sre.runbooks.plugins.plugin_utils import _incident as i
 
 
 @pytest.mark.parametrize("value,expected", [
-    ("P1", "P1"), ("p2", "P2"), (" P3 ", "P3"), ("4", "P4"), (3, "P3"), ("P0", "P1"), ("0", "P1"),
+    ("P1", "P1"), ("p2", "P2"), (" P3 ", "P3"), ("4", "P4"), (3, "P3"), ("P0", "P1"), ("0", "P1"),  # 001's P0 on P1-P4
 ])
 def test_parse_severity(value, expected):
     assert inc.parse_severity(value) == expected
@@ -54,6 +54,45 @@ def test_severity_from(findings, hosts, down, expected):
 ])
 def test_worse_severity(first, second, expected):
     assert inc.worse_severity(first, second) == expected
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, "P1-P4"), ("", "P1-P4"), ("p1-p4", "P1-P4"), ("003", "P1-P4"), ("P0-P3", "P0-P3"), ("001", "P0-P3"),
+    (" p0 - p3 ", "P0-P3"),
+])
+def test_parse_scale(value, expected):
+    assert inc.parse_scale(value) == expected
+
+
+@pytest.mark.parametrize("value", ["P1-P5", "high", "002"])
+def test_parse_scale_rejects(value):
+    with pytest.raises(ValueError, match="invalid severity scale"):
+        inc.parse_scale(value)
+
+
+@pytest.mark.parametrize("value,expected", [("P0", "P0"), ("0", "P0"), ("p2", "P2"), ("P3", "P3"), ("P4", "P3")])
+def test_parse_severity_on_runbook_001s_scale(value, expected):
+    assert inc.parse_severity(value, "P0-P3") == expected
+
+
+def test_parse_severity_on_runbook_001s_scale_says_its_levels():
+    with pytest.raises(ValueError, match=r"expected P0, P1, P2 or P3"):
+        inc.parse_severity("P7", "P0-P3")
+
+
+@pytest.mark.parametrize("findings,hosts,down,expected", [
+    ([], ["a"], (), "P3"),
+    ([W, I], ["a", "b"], (), "P2"),
+    ([C], ["a"], (), "P0"),                       # complete service outage: 001's P0
+    ([C], ["a", "b"], (), "P1"),                  # partial outage: 001's P1
+    ([W], ["a", "b"], ("a", "b"), "P0"),
+])
+def test_severity_from_on_runbook_001s_scale(findings, hosts, down, expected):
+    assert inc.severity_from(findings, hosts, down, "P0-P3") == expected
+
+
+def test_worse_severity_knows_p0():
+    assert inc.worse_severity("P1", "P0") == "P0" and inc.worse_severity("P0", "P4") == "P0"
 
 
 @pytest.mark.parametrize("path,expected", [

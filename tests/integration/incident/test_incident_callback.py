@@ -104,6 +104,27 @@ def test_check_mode_severity_override_and_default_id(playbook_env):
     assert record["id"].startswith("INC-")
 
 
+def test_runbook_001s_scale_from_the_inventory(playbook_env):
+    """An app whose runbook ranks P0-P3 (001) sets sre_severity_scale in its inventory: a complete outage is P0,
+    its notices say P0, and an override is read on that scale."""
+    (playbook_env.tmp / "inventory" / "group_vars" / "all" / "scale.yml").write_text(
+        "---\nsre_severity_scale: P0-P3\n")
+    run = playbook_env("sample_diagnose.yml")
+    assert run.rc == 0, run.stdout + run.stderr
+    record = run.last_record()
+    assert (record["severity"], record["severity_scale"]) == ("P0", "P0-P3")  # critical on every host
+    assert "INCIDENT ALERT - P0" in record["communication"]["initial"]
+    run = playbook_env("sample_diagnose.yml", {"sre_severity": "P0"})
+    assert (run.last_record()["severity"], run.last_record()["severity_source"]) == ("P0", "override")
+
+
+def test_default_scale_reads_p0_as_p1(playbook_env):
+    run = playbook_env("sample_diagnose.yml", {"sre_severity": "P0"})
+    assert run.rc == 0
+    record = run.last_record()
+    assert (record["severity"], record["severity_scale"]) == ("P1", "P1-P4")
+
+
 def test_bad_severity_override_warns_once(playbook_env):
     run = playbook_env("sample_diagnose.yml", {"sre_severity": "urgent"})
     assert run.rc == 0
