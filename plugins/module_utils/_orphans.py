@@ -99,6 +99,33 @@ def delete_sql(rel):
         child=pgsql.Identifier(*split_table(rel["child"])), where=_orphan_where(rel, excluding=True))
 
 
+def restore_sql(rel):
+    """Put saved rows back into the child table, as they were (identity values kept, rows already there skipped).
+    Parameter: the rows as a JSON array (row_to_json of each, as saved)."""
+    child = pgsql.Identifier(*split_table(rel["child"]))
+    return pgsql.SQL("INSERT INTO {child} OVERRIDING SYSTEM VALUE SELECT * FROM json_populate_recordset(NULL::{child}, "
+                     "%s::json) ON CONFLICT DO NOTHING").format(child=child)
+
+
+def saved_relations(doc, database, relations):
+    """[(relation, rows)] of a document saved by a delete, checked: it is one, of this database, and names only
+    relations of the given ones (the tables the inventory names). Raises ValueError saying what is wrong."""
+    if not isinstance(doc, dict) or doc.get("kind") != "sre.runbooks.pg_orphans":
+        raise ValueError("it is not a file of rows saved by sre.runbooks.pg_orphans")
+    if doc.get("database") != database:
+        raise ValueError("it holds rows of database %s, not of %s" % (doc.get("database"), database))
+    allowed = dict(((r["child"], r["column"], r["parent"], r["parent_column"]), r) for r in relations)
+    out = []
+    for index, entry in enumerate(doc.get("relations") or []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("rows"), list):
+            raise ValueError("relations[%d] has no list of rows" % index)
+        key = (entry.get("child"), entry.get("column"), entry.get("parent"), entry.get("parent_column"))
+        if key not in allowed:
+            raise ValueError("relations[%d] (%s.%s -> %s.%s) is not one of the relations option" % ((index,) + key))
+        out.append((allowed[key], entry["rows"]))
+    return out
+
+
 def columns_sql():
     return ("SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 "
             "AND NOT a.attisdropped")

@@ -16,6 +16,9 @@ version_added: 0.1.0
 description:
   - For each configured parent/child pair, counts the child rows whose reference column is not null and
     matches no row of the parent table (orphans), with a sample of the dangling values.
+  - With O(state=restored), puts the rows a delete saved (O(restore_from)) back, in one transaction: a way back when
+    the orphans should not have gone. Rows already there are skipped; with a superuser login the foreign keys are
+    not checked (C(session_replication_role=replica)), as the rows were orphans when they were saved.
   - With O(state=absent), deletes the orphans in one transaction. The orphan rows are locked
     (C(SELECT ... FOR UPDATE)), written as JSON to O(save_path) (fsynced, atomically renamed) and only then
     deleted by their physical row id while they are still orphans; the deleted count must equal the saved
@@ -33,7 +36,8 @@ attributes:
     support: full
     description:
       - In check mode the orphans are counted and the result says whether a delete would happen; nothing is
-        written or deleted.
+        written or deleted. With O(state=restored) the rows are inserted and rolled back, so RV(restored) is
+        what a run would put back.
   diff_mode:
     support: none
     description:
@@ -49,10 +53,16 @@ options:
     required: true
   state:
     description:
-      - V(present) only reports the orphans; V(absent) deletes them after saving them to O(save_path).
+      - V(present) only reports the orphans; V(absent) deletes them after saving them to O(save_path); V(restored)
+        puts the rows saved in O(restore_from) back.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, restored]
     default: present
+  restore_from:
+    description:
+      - With O(state=restored), the JSON file a delete saved (O(save_path) of that run). It must be of this
+        database, and every relation in it one of O(relations). Required with O(state=restored).
+    type: path
   save_path:
     description:
       - JSON file the orphan rows are written to before they are deleted. Required with O(state=absent).
@@ -93,6 +103,14 @@ EXAMPLES = r"""
       - {child: items, column: category_id, parent: categories}
   register: orphans
 
+- name: Put back the rows a delete saved (the way back)
+  sre.runbooks.pg_orphans:
+    dsn: "{{ vault_database_url }}"
+    relations:
+      - {child: items, column: category_id, parent: categories, parent_column: id}
+    state: restored
+    restore_from: /var/lib/sre-runbooks/orphans-20250101T000000Z.json
+
 - name: Save the orphans to a file, then delete them
   sre.runbooks.pg_orphans:
     dsn: "{{ vault_database_url }}"
@@ -131,6 +149,9 @@ relations:
     deleted:
       description: Rows deleted (0 in check mode or with O(state=present)).
       type: int
+    restored:
+      description: Rows put back into the child table (only with O(state=restored)).
+      type: int
   sample:
     - {child: items, column: category_id, parent: categories, parent_column: id, orphans: 2, sample: ["404"], deleted: 2}
 total_orphans:
@@ -145,6 +166,14 @@ saved_path:
   description: The file the deleted rows were saved to, or null when nothing was saved.
   returned: always
   type: str
+restored:
+  description: Rows put back over all relations (O(state=restored); in check mode, the rows a run would put back).
+  returned: always
+  type: int
+already_present:
+  description: Saved rows that were already in their table and were skipped (O(state=restored)).
+  returned: always
+  type: int
 passes:
   description: Delete passes run (a pass deletes what earlier passes orphaned).
   returned: always
@@ -184,7 +213,7 @@ import os
 
 from ansible_collections.sre.runbooks.plugins.module_utils._orphans import (
     columns_sql, count_sql, delete_sql, fsync_dir, lock_rows_sql, normalize_relations, quoted_name,
-    saved_document, write_temp,
+    restore_sql, saved_document, saved_relations, write_temp,
 )
 from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgJob, PgJobError, PgModule
 
@@ -193,8 +222,9 @@ def argument_spec():
     """The options of the module; PgModule merges them with postgres_argument_spec() (the connection)."""
     return dict(
         relations=dict(type="list", elements="dict", required=True),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
+        state=dict(type="str", choices=["present", "absent", "restored"], default="present"),
         save_path=dict(type="path"),
+        restore_from=dict(type="path"),
         sample_size=dict(type="int", default=10),
         read_write=dict(type="bool", default=True),
         lock_timeout=dict(type="int", default=10),
@@ -202,8 +232,8 @@ def argument_spec():
 
 
 def empty_result():
-    return dict(relations=[], total_orphans=0, deleted=0, saved_path=None, passes=0, status="ok", findings=[],
-                queries=[], error_category=None, error=None)
+    return dict(relations=[], total_orphans=0, deleted=0, saved_path=None, restored=0, already_present=0, passes=0,
+                status="ok", findings=[], queries=[], error_category=None, error=None)
 
 
 def _key(rel):
@@ -217,17 +247,23 @@ class Orphans(PgJob):
     autocommit = False
     unreachable_fails = True  # nothing to count without the database: a failed task, as before
 
-    def __init__(self, pg, relations):
+    def __init__(self, pg, relations, restore_doc=None):
         super(Orphans, self).__init__(pg)
         self.relations = relations
         self.deleting = self.params["state"] == "absent"
-        self.what = "Deleting orphans" if self.deleting else "Counting orphans"
+        self.restoring = self.params["state"] == "restored"
+        self.restore_doc = restore_doc
+        self.what = ("Deleting orphans" if self.deleting else
+                     "Putting back the rows saved in %s" % self.params["restore_from"] if self.restoring else "Counting orphans")
 
     def steps(self):
         res = self.result
         self.check_catalog()
-        res["relations"] = self.count(self.params["sample_size"])
+        restored = self.restore_all() if self.restoring else {}
+        res["relations"] = self.count(self.params["sample_size"])  # after a restore: the orphans are back
         self.conn.rollback()
+        for rel in res["relations"] if self.restoring else []:
+            rel["restored"] = restored.get(_key(rel), 0)
         res["total_orphans"] = sum(r["orphans"] for r in res["relations"])
         for rel in res["relations"]:
             if rel["orphans"]:
@@ -237,6 +273,8 @@ class Orphans(PgJob):
             self.delete_all()
 
     def changed(self):
+        if self.restoring:
+            return self.result["restored"] > 0
         if not self.deleting:
             return False
         if self.check_mode:
@@ -244,6 +282,11 @@ class Orphans(PgJob):
         return self.result["deleted"] > 0
 
     def failure_message(self, exc):
+        if self.restoring:
+            hint = (" (nothing was put back: rolled back; the rows were orphans when they were saved, so a foreign key"
+                    " refuses them unless the login is a superuser)" if "foreign key" in str(exc) else
+                    " (nothing was put back: rolled back)")
+            return super(Orphans, self).failure_message(exc) + hint
         save_path = self.params["save_path"]
         saved = (" (the rows listed in %s were NOT deleted: rolled back)" % save_path
                  if save_path and os.path.exists(save_path) else "")
@@ -259,6 +302,35 @@ class Orphans(PgJob):
                 if column not in columns:
                     raise PgJobError("relations[%d]: table %s has no column %s" % (index, table, column),
                                      what="Checking the relations option")
+
+    def restore_all(self):
+        """Insert the saved rows back, parents first (the order they were saved in), in one transaction; in check
+        mode the transaction is rolled back, so the counts are what a run would put back."""
+        p, res = self.params, self.result
+        try:
+            saved = saved_relations(self.restore_doc, self.conn.get_dsn_parameters().get("dbname"), self.relations)
+        except ValueError as exc:
+            raise PgJobError("%s: %s" % (p["restore_from"], exc), what="Checking the file to put back")
+        restored, present = {}, {}
+        with self.conn.cursor() as cur:
+            if p["read_write"]:
+                self.sql("SET TRANSACTION READ WRITE", cursor=cur)
+            self.sql("SELECT set_config('lock_timeout', %s, true)", ("%ds" % p["lock_timeout"],), cursor=cur)
+            if self.sql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", cursor=cur)[0][0]:
+                self.sql("SET LOCAL session_replication_role = replica", cursor=cur)
+            for rel, rows in saved:
+                if not rows:
+                    continue
+                self.sql(restore_sql(rel), (json.dumps(rows),), cursor=cur)
+                restored[_key(rel)] = restored.get(_key(rel), 0) + cur.rowcount
+                present[_key(rel)] = present.get(_key(rel), 0) + len(rows) - cur.rowcount
+        if self.check_mode:
+            self.conn.rollback()
+        else:
+            self.conn.commit()
+        res["restored"] = sum(restored.values())
+        res["already_present"] = sum(present.values())
+        return restored
 
     def count(self, sample_size):
         out = []
@@ -322,7 +394,7 @@ class Orphans(PgJob):
 
 def main():
     pg = PgModule(argument_spec(), empty_result, record_values=False, supports_check_mode=True,
-                  required_if=[("state", "absent", ("save_path",))])
+                  required_if=[("state", "absent", ("save_path",)), ("state", "restored", ("restore_from",))])
     p = pg.params
     try:
         relations = normalize_relations(p["relations"])
@@ -338,7 +410,16 @@ def main():
             pg.fail("Saving the orphans: %s already exists, refusing to overwrite it" % save_path)
         if not os.path.isdir(os.path.dirname(os.path.abspath(save_path))):
             pg.fail("Saving the orphans: directory %s does not exist" % os.path.dirname(save_path))
-    pg.run(Orphans(pg, relations))
+    restore_doc = None
+    if p["state"] == "restored":
+        try:
+            with open(p["restore_from"]) as handle:
+                restore_doc = json.load(handle)
+        except (IOError, OSError) as exc:
+            pg.fail("Reading the file to put back: %s: %s" % (p["restore_from"], exc.strerror or exc))
+        except ValueError as exc:
+            pg.fail("Reading the file to put back: %s is not JSON (%s)" % (p["restore_from"], exc))
+    pg.run(Orphans(pg, relations, restore_doc))
 
 
 if __name__ == "__main__":

@@ -275,8 +275,8 @@ MODULE_KEYS = {
     "pg_slow_queries": {"status", "findings", "server_version", "pg_stat_statements", "statements", "active",
                         "seq_scan_tables", "settings", "would_cancel", "cancelled", "terminated", "settings_changed",
                         "queries", "error_category", "error"},
-    "pg_orphans": {"relations", "total_orphans", "deleted", "saved_path", "passes", "status", "findings", "queries",
-                   "error_category", "error"},
+    "pg_orphans": {"relations", "total_orphans", "deleted", "saved_path", "restored", "already_present", "passes",
+                   "status", "findings", "queries", "error_category", "error"},
 }
 EXTRA_ARGS = {"pg_orphans": {"relations": [{"child": "items", "column": "category_id", "parent": "categories"}]}}
 ANSIBLE_KEYS = {"rc", "raw", "changed", "invocation", "failed", "msg"}

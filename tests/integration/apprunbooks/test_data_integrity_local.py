@@ -47,6 +47,22 @@ def test_orphans_found_saved_deleted_only_when_confirmed_and_once(playbook, pg_c
     rc, changed, out = playbook("data_integrity_remediate", dict(variables, sre_confirm="yes"))
     assert rc == 0 and changed == 0 and len(list(save_dir.glob("*.json"))) == 1, out
 
+    # the way back: the rows the remediate deleted go back from its file (plan first, then confirmed, then once)
+    rc, changed, out = playbook("data_integrity_rollback", variables)
+    text = " ".join(out.split())
+    assert rc == 0 and changed == 0 and item_ids(pg_cluster, app_db) == "1,2", out
+    assert "put back 2 rows saved in %s (items: 2)" % saved[0] in text and "Not confirmed" in text, text
+    rc, changed, out = playbook("data_integrity_rollback", dict(variables, sre_confirm="yes"), check=True)
+    assert rc == 0 and changed == 0 and item_ids(pg_cluster, app_db) == "1,2", out
+    rc, changed, out = playbook("data_integrity_rollback", dict(variables, sre_confirm="yes"))
+    assert rc == 0 and changed == 1 and item_ids(pg_cluster, app_db) == "1,2,4,5", out
+    assert "Put back 2 rows from %s (0 were there already); orphans now: 2" % saved[0] in " ".join(out.split()), out
+    rc, changed, out = playbook("data_integrity_rollback", dict(variables, sre_confirm="yes"))
+    assert rc == 0 and changed == 0 and item_ids(pg_cluster, app_db) == "1,2,4,5", out
+    rc, changed, out = playbook("data_integrity_rollback", dict(variables, sre_confirm="yes",
+                                                                 data_integrity_restore_from=str(tmp_path / "nope.json")))
+    assert rc != 0 and changed == 0 and "Reading the file to put back" in out and "Traceback" not in out, out
+
 
 CHAINED = [{"child": "categories", "column": "menu_id", "parent": "menus", "parent_column": "id"},
            {"child": "items", "column": "category_id", "parent": "categories", "parent_column": "id"}]

@@ -78,3 +78,37 @@ def test_deletes_from_a_read_only_database(module_runner, pg_cluster, orphan_db,
     res = module_runner("pg_orphans", dict(pg_cluster.login_args(orphan_db), relations=RELATIONS, state="absent",
                                            save_path=str(tmp_path / "o.json")))
     assert res["rc"] == 0 and res["deleted"] == 4, res
+
+
+def test_restored_puts_the_saved_rows_back(module_runner, pg_cluster, orphan_db, tmp_path):
+    """The way back of a delete: the saved rows go back as they were (foreign keys not checked for a superuser:
+    they were orphans), check mode only counts, a second run skips what is there, a file of another database or
+    naming a relation not in the option is refused, and a missing file is one clear message."""
+    args = dict(pg_cluster.login_args(orphan_db), relations=RELATIONS)
+    save = tmp_path / "orphans.json"
+    done = module_runner("pg_orphans", dict(args, state="absent", save_path=str(save)))
+    assert done["rc"] == 0 and done["deleted"] == 4, done
+
+    planned = module_runner("pg_orphans", dict(args, state="restored", restore_from=str(save)), check_mode=True)
+    assert planned["rc"] == 0 and planned["changed"] and planned["restored"] == 4, planned
+    assert ids(pg_cluster, orphan_db, "items") == "1,2"  # rolled back
+
+    back = module_runner("pg_orphans", dict(args, state="restored", restore_from=str(save)))
+    assert back["rc"] == 0 and back["changed"] and (back["restored"], back["already_present"]) == (4, 0), back
+    assert [r["restored"] for r in back["relations"]] == [1, 3] and back["total_orphans"] == 3, back
+    assert ids(pg_cluster, orphan_db, "categories") == "1,2" and ids(pg_cluster, orphan_db, "items") == "1,2,3,4,5"
+    assert pg_cluster.psql("SELECT name || ':' || price_cents FROM items WHERE id = 4", dbname=orphan_db).strip() \
+        == "lost one:200"
+    assert all("lost one" not in q for q in back["queries"])  # the rows' values are never in the result
+
+    again = module_runner("pg_orphans", dict(args, state="restored", restore_from=str(save)))
+    assert again["rc"] == 0 and not again["changed"] and (again["restored"], again["already_present"]) == (0, 4)
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(dict(json.loads(save.read_text()), database="elsewhere")))
+    refused = module_runner("pg_orphans", dict(args, state="restored", restore_from=str(other)))
+    assert refused["rc"] == 1 and "holds rows of database elsewhere, not of %s" % orphan_db in refused["msg"], refused
+    narrow = module_runner("pg_orphans", dict(args, relations=RELATIONS[:1], state="restored", restore_from=str(save)))
+    assert narrow["rc"] == 1 and "is not one of the relations option" in narrow["msg"], narrow
+    missing = module_runner("pg_orphans", dict(args, state="restored", restore_from=str(tmp_path / "nope.json")))
+    assert missing["rc"] == 1 and "Reading the file to put back" in missing["msg"] and "Traceback" not in missing["raw"]
