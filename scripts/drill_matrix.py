@@ -15,12 +15,13 @@ SPEC = Path(__file__).resolve().parents[1] / "molecule" / "_drills" / "drills.ym
 
 
 def spec_of(name):
-    """runbook and twin app of a drill from drills.yml (a drill that failed before its first note has none)."""
+    """runbook (with its variant: "app_down/db"), and twin app of a drill from drills.yml."""
     try:
         import yaml  # pylint: disable=import-outside-toplevel
         doc = yaml.safe_load(SPEC.read_text())
         drill = doc["drills"][name]
-        return drill["runbook"], doc["twins"][drill["twin"]]["app"]
+        variant = drill.get("variant")
+        return drill["runbook"] + ("/" + variant if variant else ""), doc["twins"][drill["twin"]]["app"]
     except (ImportError, OSError, KeyError, TypeError, ValueError):
         return name.split("_", 1)[1], "?"
 
@@ -35,7 +36,7 @@ def main(argv):
         note = json.loads(note_path.read_text()) if note_path.exists() else {}
         ok = result_path.exists() and result_path.read_text().split()[:1] == ["ok"]
         runbook, twin = spec_of(name)
-        runbook, twin = note.get("runbook") or runbook, note.get("twin") or twin
+        twin = note.get("twin") or twin  # the row is the spec's: runbook/variant
         took = (note["t_healthy"] - note["t_inject"]) if ok and "t_healthy" in note and "t_inject" in note else None
         if ok:
             passed += 1

@@ -60,8 +60,18 @@ stage_integration() {
 
 stage_sanity() { "$here/scripts/sanity.sh"; }
 
+# ansible-lint (production profile), then antsibull-docs (what docs.ansible.com renders with) on every plugin's docs,
+# from the collection's place in build/collections (ansible_collections/sre/runbooks).
 stage_lint() {
-  (export PATH="$(venv)/bin:$PATH"; ansible-lint --profile production --offline)
+  (
+    export PATH="$(venv)/bin:$PATH"
+    rc=0
+    ansible-lint --profile production --offline || rc=$?
+    echo "---- antsibull-docs lint-collection-docs --plugin-docs ----"
+    (cd "$here/build/collections/ansible_collections/sre/runbooks" && antsibull-docs lint-collection-docs --plugin-docs .) \
+      || rc=$?
+    exit "$rc"
+  )
 }
 
 stage_changelog() {

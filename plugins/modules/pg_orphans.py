@@ -16,8 +16,8 @@ version_added: 0.1.0
 description:
   - For each configured parent/child pair, counts the child rows whose reference column is not null and
     matches no row of the parent table (orphans), with a sample of the dangling values.
-  - With O(state=restored), puts the rows a delete saved (O(restore_from)) back, in one transaction: a way back when
-    the orphans should not have gone. Rows already there are skipped; with a superuser login the foreign keys are
+  - With O(state=restored), puts the rows a delete saved (O(restore_from)) back, in one transaction (a way back when
+    the orphans should not have gone). Rows already there are skipped; with a superuser login the foreign keys are
     not checked (C(session_replication_role=replica)), as the rows were orphans when they were saved.
   - With O(state=absent), deletes the orphans in one transaction. The orphan rows are locked
     (C(SELECT ... FOR UPDATE)), written as JSON to O(save_path) (fsynced, atomically renamed) and only then

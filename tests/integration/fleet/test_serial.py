@@ -12,8 +12,9 @@ import yaml
 from playbook_runner import REPO, run_playbook
 
 # Every playbook that can restart, stop, roll back or deploy an app (or the database) on many hosts.
-FLEET_CHANGING = ["app_down_remediate", "data_integrity_remediate", "db_connections_remediate", "deploy",
-                  "deploy_failure_rollback", "high_resource_remediate", "secrets_remediate", "tls_cert_remediate"]
+FLEET_CHANGING = ["app_down_remediate", "data_integrity_remediate", "data_integrity_rollback", "db_connections_remediate",
+                  "deploy", "deploy_failure_rollback", "error_rate_remediate", "high_resource_remediate",
+                  "read_only_remediate", "read_only_rollback", "secrets_remediate", "tls_cert_remediate"]
 
 
 @pytest.mark.parametrize("name", FLEET_CHANGING)
