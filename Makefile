@@ -4,13 +4,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help demo test bootstrap venv collections-link unit integration sanity lint build \
+.PHONY: help demo test bootstrap venv collections-link unit integration sanity lint build docs \
         lab lab-up lab-down lab-status molecule drills bench clean
 
 help:
 	@echo "make demo   - build and start the lab, break it, run diagnose then remediate, print findings"
 	@echo "make test   - the whole test suite with a per-stage timing summary"
-	@echo "other: bootstrap unit integration sanity lint build lab-up lab-down lab-status molecule bench clean"
+	@echo "other: bootstrap unit integration sanity lint build docs lab-up lab-down lab-status molecule bench clean"
 
 demo:
 	@scripts/demo.sh
@@ -42,6 +42,9 @@ lint:
 
 build:
 	@STAGES=build scripts/test.sh
+
+docs:
+	@scripts/docs.sh
 
 molecule:
 	@STAGES="lab molecule" scripts/test.sh

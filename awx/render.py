@@ -49,7 +49,45 @@ def outputs(catalog, alerts=None):
     for runbook, groups in prometheus_rules(catalog, alerts).items():
         result[os.path.join(RULES_DIR, "%s.yml" % runbook)] = groups
     result[QUERIES] = exporter_queries(alerts)
+    result[CATALOG_RST] = catalog_rst(catalog)
     return result
+
+
+# --- the runbook catalog page of the docs site (docs/docsite, antsibull-docs) ------------------------
+
+CATALOG_RST = os.path.join(ROOT, "docs", "docsite", "rst", "runbook-catalog.rst")
+
+
+def _rst_text(text):
+    return str(text).replace("*", "\\*").replace("`", "'")
+
+
+def catalog_rst(catalog):
+    """The runbook catalog as a page: every runbook, its phases (playbook, confirmation, survey questions: each a
+    variable of the role entry point the playbook runs), the alerts that start it and its AWX workflow."""
+    lines = [".. GENERATED from awx/catalog.yml by `python awx/render.py`: edit the catalog, not this file.", "",
+             ".. _ansible_collections.sre.runbooks.docsite.runbook_catalog:", "", "Runbook catalog", "=" * 15, "",
+             "Every runbook of the collection, as ``awx/catalog.yml`` describes it (the AWX job templates, surveys,",
+             "workflows and the EDA rulebook are rendered from the same file). Run a phase with",
+             "``ansible-playbook playbooks/<playbook> -l <app>``; a phase marked *confirm* changes nothing without",
+             "``-e sre_confirm=yes``.", ""]
+    for runbook, data in sorted(catalog["runbooks"].items()):
+        lines += [runbook, "-" * len(runbook), "", _rst_text(data.get("description", "")), ""]
+        for phase, spec in data.get("phases", {}).items():
+            lines.append("- **%s**: ``playbooks/%s``%s" % (phase, spec["playbook"], " (confirm)" if spec.get("confirm") else ""))
+            for question in spec.get("questions") or []:
+                lines.append("")
+                lines.append("  - ``%s``: %s" % (question["variable"], _rst_text(question.get("question", ""))))
+            lines.append("")
+        alerts = (data.get("alerts") or {}).get("names") or []
+        if alerts:
+            lines += ["Alerts: %s%s." % (", ".join("``%s``" % a for a in alerts),
+                                        " (the rulebook runs remediate)" if data["alerts"].get("remediate") else
+                                        " (the rulebook runs diagnose)"), ""]
+        workflow = data.get("workflow")
+        if workflow:
+            lines += ["AWX workflow: %s." % ", then ".join("%s ``%s``" % (k, v) for k, v in workflow.items()), ""]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 class _RulesDumper(_Dumper):
@@ -214,7 +252,9 @@ def main(argv):
         return 2
     stale = []
     for path, data in generated.items():
-        if path == QUERIES:
+        if isinstance(data, str):
+            text = data
+        elif path == QUERIES:
             text = render(data, QUERIES_HEADER, _RulesDumper)
         elif path.startswith(RULES_DIR + os.sep):
             text = render(data, RULES_HEADER, _RulesDumper)
