@@ -81,9 +81,8 @@ def catalog_rst(catalog):
             lines.append("")
         alerts = (data.get("alerts") or {}).get("names") or []
         if alerts:
-            lines += ["Alerts: %s%s." % (", ".join("``%s``" % a for a in alerts),
-                                        " (the rulebook runs remediate)" if data["alerts"].get("remediate") else
-                                        " (the rulebook runs diagnose)"), ""]
+            runs = " (the rulebook runs remediate)" if data["alerts"].get("remediate") else " (the rulebook runs diagnose)"
+            lines += ["Alerts: %s%s." % (", ".join("``%s``" % a for a in alerts), runs), ""]
         workflow = data.get("workflow")
         if workflow:
             lines += ["AWX workflow: %s." % ", then ".join("%s ``%s``" % (k, v) for k, v in workflow.items()), ""]

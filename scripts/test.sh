@@ -130,10 +130,12 @@ molecule_one() {
 # The lane of a scenario. Two lanes run side by side (MOLECULE_LANES=1: one after another):
 #   hosts  the drills that fault the lab's VPS container or its PostgreSQL: every drill on lab-systemd and lab-sme
 #          (one container), the database drills of cookcam (lab-pm2), whose database lives in that PostgreSQL, and
-#          every drill of hotdash (lab-fly: its database is there too); one at a time, so their faults never meet;
+#          the drills of hotdash (lab-fly: its database is there too) but app_down and secrets; one at a time, so
+#          their faults never meet;
 #   engine everything else, one at a time: the scenarios that create containers (docker driver; `molecule reset` of
 #          one stops every owner=molecule container, so no two of them ever overlap), the drills on the compose
-#          project, and the drills of cookcam that touch only the pm2 container.
+#          project, the drills of cookcam that touch only the pm2 container, and hotdash's app_down and secrets
+#          (the FAKE Fly app's own state, one per scenario).
 #          A delegated drill creates no container and is never reset (molecule_one).
 molecule_lane() {
   "$(venv)/bin/python" - "$1" <<'PY'
@@ -142,8 +144,10 @@ import yaml
 spec = yaml.safe_load(open("molecule/_drills/drills.yml"))
 drill = spec["drills"].get(sys.argv[1])
 DATABASE_RUNBOOKS = {"db_connections", "slow_queries", "backup", "failed_jobs", "data_integrity", "login"}
-# (every drill of the FAKE Fly app goes with the hosts: it balances the two lanes)
-hosts = drill is not None and (drill["twin"] in ("lab-systemd", "lab-sme", "lab-fly") or (
+# (the drills of the FAKE Fly app go with the hosts, but for app_down and secrets, which touch only its fake state:
+# that balances the two lanes)
+hosts = drill is not None and (drill["twin"] in ("lab-systemd", "lab-sme") or (
+    drill["twin"] == "lab-fly" and drill["runbook"] not in ("app_down", "secrets")) or (
     drill["twin"] == "lab-pm2" and drill["runbook"] in DATABASE_RUNBOOKS))
 print("hosts" if hosts else "engine")
 PY
@@ -190,16 +194,58 @@ stage_molecule() {
   )
 }
 
+# The static stages (sanity, lint, changelog, build) read only the work tree and their own copies: they neither use
+# the lab nor Docker, and molecule writes only under build/ (which the built tarball ignores). When molecule runs
+# too, they run beside it (STATIC_BESIDE_MOLECULE=0: one after another, as before): molecule waits on apps and
+# containers most of the time, the static stages are CPU. Their output is printed after molecule's, in order.
+static_stages="sanity lint changelog build"
+run_static_beside() {
+  local dir="$here/build/stages" name
+  rm -rf "$dir" && mkdir -p "$dir"
+  (
+    for name in $static_stages; do
+      case " $STAGES " in *" $name "*) ;; *) continue ;; esac
+      local start rc
+      start=$(date +%s)
+      "stage_$name" > "$dir/$name.log" 2>&1
+      rc=$?
+      echo "$rc $(( $(date +%s) - start ))" > "$dir/$name.result"
+    done
+  ) &
+  static_pid=$!
+}
+collect_static() {
+  local dir="$here/build/stages" name rc took
+  wait "$static_pid"
+  for name in $static_stages; do
+    [ -f "$dir/$name.result" ] || continue
+    read -r rc took < "$dir/$name.result"
+    echo
+    echo "======== stage: $name (ran beside molecule) ========"
+    cat "$dir/$name.log"
+    names+=("$name"); times+=("$took")
+    if [ "$rc" -eq 0 ]; then results+=("ok"); passed=$((passed + 1))
+    else results+=("FAILED (rc=$rc)"); failed=$((failed + 1)); fi
+    echo "======== stage $name: ${results[-1]} in ${took}s ========"
+  done
+}
+
 total_start=$(date +%s)
 run_stage bootstrap stage_bootstrap
 run_stage unit stage_unit
 run_stage lab stage_lab
 run_stage integration stage_integration
-run_stage sanity stage_sanity
-run_stage lint stage_lint
-run_stage changelog stage_changelog
-run_stage build stage_build
-run_stage molecule stage_molecule
+if [ "${STATIC_BESIDE_MOLECULE:-1}" != 0 ] && case " $STAGES " in *" molecule "*) true ;; *) false ;; esac; then
+  run_static_beside
+  run_stage molecule stage_molecule
+  collect_static
+else
+  run_stage sanity stage_sanity
+  run_stage lint stage_lint
+  run_stage changelog stage_changelog
+  run_stage build stage_build
+  run_stage molecule stage_molecule
+fi
 
 echo
 echo "================ timing summary ================"

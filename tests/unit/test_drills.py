@@ -26,8 +26,8 @@ def test_every_drill_names_a_catalog_runbook_and_a_twin():
         assert drill["runbook"] in CATALOG["runbooks"], name
         assert drill["twin"] in SPEC["twins"], name
         # a second drill of one pair (another fault) has a variant: drill_<runbook>_<app>_<variant>
-        assert name == "drill_%s_%s%s" % (drill["runbook"], SPEC["twins"][drill["twin"]]["app"],
-                                         "_" + drill["variant"] if drill.get("variant") else ""), name
+        variant = "_" + drill["variant"] if drill.get("variant") else ""
+        assert name == "drill_%s_%s%s" % (drill["runbook"], SPEC["twins"][drill["twin"]]["app"], variant), name
         assert drill["diagnose_code"] and drill["inject"] and drill["present"] and drill["heal"], name
         assert (REPO / "molecule" / name / "molecule.yml").exists(), name
 

@@ -59,8 +59,9 @@ def test_orphans_found_saved_deleted_only_when_confirmed_and_once(playbook, pg_c
     assert "Put back 2 rows from %s (0 were there already); orphans now: 2" % saved[0] in " ".join(out.split()), out
     rc, changed, out = playbook("data_integrity_rollback", dict(variables, sre_confirm="yes"))
     assert rc == 0 and changed == 0 and item_ids(pg_cluster, app_db) == "1,2,4,5", out
+    missing = str(tmp_path / "nope.json")
     rc, changed, out = playbook("data_integrity_rollback", dict(variables, sre_confirm="yes",
-                                                                 data_integrity_restore_from=str(tmp_path / "nope.json")))
+                                                                data_integrity_restore_from=missing))
     assert rc != 0 and changed == 0 and "Reading the file to put back" in out and "Traceback" not in out, out
 
 
