@@ -258,8 +258,8 @@ class CallbackModule(CallbackBase):
             return
         self._learn_secrets(host_vars)
         scale = host_vars.get("sre_severity_scale")
-        if isinstance(scale, str) and scale.strip():
-            self._host_scales[name] = scale
+        # a host that sets none is on the default scale: a run over it and cookcam is a mixed run
+        self._host_scales[name] = scale if isinstance(scale, str) and scale.strip() else DEFAULT_SCALE
 
     def _var(self, name, default=None):
         """A run-level value: extra vars win over play vars (as in Ansible)."""

@@ -99,12 +99,25 @@ def delete_sql(rel):
         child=pgsql.Identifier(*split_table(rel["child"])), where=_orphan_where(rel, excluding=True))
 
 
-def restore_sql(rel):
-    """Put saved rows back into the child table, as they were (identity values kept, rows already there skipped).
-    Parameter: the rows as a JSON array (row_to_json of each, as saved)."""
+def restore_sql(rel, columns):
+    """Put saved rows back into the child table, as they were (identity values kept, rows already there skipped by
+    the table's key). Only the given columns are written (the table's own, not generated). Parameter: the rows as a
+    JSON array (row_to_json of each, as saved)."""
     child = pgsql.Identifier(*split_table(rel["child"]))
-    return pgsql.SQL("INSERT INTO {child} OVERRIDING SYSTEM VALUE SELECT * FROM json_populate_recordset(NULL::{child}, "
-                     "%s::json) ON CONFLICT DO NOTHING").format(child=child)
+    cols = pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns)
+    return pgsql.SQL("INSERT INTO {child} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM "
+                     "json_populate_recordset(NULL::{child}, %s::json) ON CONFLICT DO NOTHING").format(child=child, cols=cols)
+
+
+def unique_key_sql():
+    """Whether the table (parameter: its regclass text) has a primary key or a unique index."""
+    return "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass(%s) AND indisunique)"
+
+
+def insertable_columns_sql():
+    """The columns an INSERT may write (not dropped, not generated), in table order (parameter: regclass text)."""
+    return ("SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 "
+            "AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum")
 
 
 def saved_relations(doc, database, relations):

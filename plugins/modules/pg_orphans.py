@@ -212,8 +212,8 @@ import json
 import os
 
 from ansible_collections.sre.runbooks.plugins.module_utils._orphans import (
-    columns_sql, count_sql, delete_sql, fsync_dir, lock_rows_sql, normalize_relations, quoted_name,
-    restore_sql, saved_document, saved_relations, write_temp,
+    columns_sql, count_sql, delete_sql, fsync_dir, insertable_columns_sql, lock_rows_sql, normalize_relations,
+    quoted_name, restore_sql, saved_document, saved_relations, unique_key_sql, write_temp,
 )
 from ansible_collections.sre.runbooks.plugins.module_utils._pgmodule import PgJob, PgJobError, PgModule
 
@@ -259,6 +259,8 @@ class Orphans(PgJob):
     def steps(self):
         res = self.result
         self.check_catalog()
+        if self.restoring:
+            self.conn.rollback()  # SET TRANSACTION READ WRITE must come first in its transaction (a read-only database)
         restored = self.restore_all() if self.restoring else {}
         res["relations"] = self.count(self.params["sample_size"])  # after a restore: the orphans are back
         self.conn.rollback()
@@ -283,10 +285,18 @@ class Orphans(PgJob):
 
     def failure_message(self, exc):
         if self.restoring:
+            # the server's DETAIL ("Failing row contains (...)") would print a saved row, secrets and all: only the
+            # primary message and the constraint are said
+            diag = getattr(exc, "diag", None)
+            if diag is not None and getattr(diag, "message_primary", None):
+                said = diag.message_primary + (" (constraint %s)" % diag.constraint_name if diag.constraint_name else "")
+                text = "%s: %s" % (self.what, said)
+            else:
+                text = super(Orphans, self).failure_message(exc)
             hint = (" (nothing was put back: rolled back; the rows were orphans when they were saved, so a foreign key"
-                    " refuses them unless the login is a superuser)" if "foreign key" in str(exc) else
+                    " refuses them unless the login is a superuser)" if "foreign key" in text else
                     " (nothing was put back: rolled back)")
-            return super(Orphans, self).failure_message(exc) + hint
+            return text + hint
         save_path = self.params["save_path"]
         saved = (" (the rows listed in %s were NOT deleted: rolled back)" % save_path
                  if save_path and os.path.exists(save_path) else "")
@@ -321,7 +331,12 @@ class Orphans(PgJob):
             for rel, rows in saved:
                 if not rows:
                     continue
-                self.sql(restore_sql(rel), (json.dumps(rows),), cursor=cur)
+                if not self.sql(unique_key_sql(), (quoted_name(rel["child"]),), cursor=cur)[0][0]:
+                    raise PgJobError("table %s has no primary or unique key, so rows already there cannot be told from "
+                                     "saved ones: put them back by hand from %s" % (rel["child"], p["restore_from"]),
+                                     what="Checking the tables to put back")
+                columns = [row[0] for row in self.sql(insertable_columns_sql(), (quoted_name(rel["child"]),), cursor=cur)]
+                self.sql(restore_sql(rel, columns), (json.dumps(rows),), cursor=cur)
                 restored[_key(rel)] = restored.get(_key(rel), 0) + cur.rowcount
                 present[_key(rel)] = present.get(_key(rel), 0) + len(rows) - cur.rowcount
         if self.check_mode:

@@ -125,3 +125,15 @@ def test_survey_validator_accepts_and_finds_duplicates():
     errors = cat.validate_survey_spec({"name": "s", "description": "", "spec": [GOOD, GOOD]})
     assert errors == ["question 1 (n): variable 'n' repeated"]
     assert cat.validate_survey_spec({"spec": {}}) != []
+
+
+def test_every_question_parses_whole():
+    """A ', ' in an unquoted question of a flow mapping ends it: the rest becomes a stray key with no value."""
+    known = {"variable", "type", "question", "default", "min", "max", "choices", "required"}
+    questions = list(CATALOG.get("common_questions") or [])
+    for data in CATALOG["runbooks"].values():
+        for spec in data["phases"].values():
+            questions += spec.get("questions") or []
+    assert questions
+    for question in questions:
+        assert set(question) <= known and None not in question.values(), question

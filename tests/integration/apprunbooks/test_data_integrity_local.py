@@ -128,3 +128,16 @@ def test_a_refused_delete_deletes_nothing_and_restores_writes(playbook, pg_clust
     assert item_ids(pg_cluster, app_db) == "1,2,3,4,5"
     assert pg_cluster.psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM categories", dbname=app_db).strip() == "1,2"
     assert pg_cluster.psql("SHOW default_transaction_read_only", dbname=app_db).strip() == "off"
+
+
+def test_a_database_already_read_only_stays_so(playbook, pg_cluster, app_db, tmp_path):
+    """An operator put the database in read-only mode (the read_only runbook) before data_integrity ran: the orphans
+    are still deleted (the delete's own transaction is read-write), and writes are not let in again behind the
+    operator's back."""
+    chained_orphans(pg_cluster, app_db)
+    pg_cluster.psql("ALTER DATABASE %s SET default_transaction_read_only = on" % app_db)
+    variables = {"sre_db_name": app_db, "data_integrity_relations": CHAINED,
+                 "data_integrity_save_dir": str(tmp_path / "saved"), "sre_confirm": "yes"}
+    rc, changed, out = playbook("data_integrity_remediate", variables)
+    assert rc == 0 and changed > 0 and item_ids(pg_cluster, app_db) == "1,2", out
+    assert pg_cluster.psql("SHOW default_transaction_read_only", dbname=app_db).strip() == "on"

@@ -112,3 +112,37 @@ def test_restored_puts_the_saved_rows_back(module_runner, pg_cluster, orphan_db,
     assert narrow["rc"] == 1 and "is not one of the relations option" in narrow["msg"], narrow
     missing = module_runner("pg_orphans", dict(args, state="restored", restore_from=str(tmp_path / "nope.json")))
     assert missing["rc"] == 1 and "Reading the file to put back" in missing["msg"] and "Traceback" not in missing["raw"]
+
+
+def test_restored_into_a_read_only_database(module_runner, pg_cluster, orphan_db, tmp_path):
+    """The way back is needed most while writes are stopped: the restore starts its own read-write transaction."""
+    args = dict(pg_cluster.login_args(orphan_db), relations=RELATIONS)
+    save = tmp_path / "orphans.json"
+    assert module_runner("pg_orphans", dict(args, state="absent", save_path=str(save)))["deleted"] == 4
+    pg_cluster.psql("ALTER DATABASE %s SET default_transaction_read_only = on" % orphan_db)
+    back = module_runner("pg_orphans", dict(args, state="restored", restore_from=str(save)))
+    assert back["rc"] == 0 and back["restored"] == 4, back
+    assert ids(pg_cluster, orphan_db, "items") == "1,2,3,4,5"
+
+
+def test_a_refused_restore_says_why_without_the_rows(module_runner, pg_cluster, orphan_db, tmp_path):
+    """A row the table refuses (here a NOT NULL column) rolls everything back; the message names the constraint but
+    never prints the row (the server's DETAIL would), and a table with no key to tell rows apart is refused."""
+    args = dict(pg_cluster.login_args(orphan_db), relations=RELATIONS)
+    doc = {"kind": "sre.runbooks.pg_orphans", "database": orphan_db, "saved_at": "2026-12-01T00:00:00Z", "row_count": 2,
+           "relations": [dict(RELATIONS[1], parent_column="id", rows=[
+               {"id": 76, "category_id": 1, "name": "fine", "price_cents": 1},
+               {"id": 77, "category_id": 1, "name": None, "price_cents": 424242}])]}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    res = module_runner("pg_orphans", dict(args, state="restored", restore_from=str(bad)))
+    assert res["rc"] == 1 and "not-null constraint" in res["msg"] and "nothing was put back" in res["msg"], res
+    assert "424242" not in res["raw"] and "Traceback" not in res["raw"]
+    assert ids(pg_cluster, orphan_db, "items") == "1,2,3,4,5"
+
+    pg_cluster.psql("CREATE TABLE nokey (category_id bigint, name text)", dbname=orphan_db)
+    nokey = {"child": "nokey", "column": "category_id", "parent": "categories", "parent_column": "id"}
+    doc = dict(doc, relations=[dict(nokey, rows=[{"category_id": 404, "name": "x"}])])
+    bad.write_text(json.dumps(doc))
+    res = module_runner("pg_orphans", dict(args, relations=[nokey], state="restored", restore_from=str(bad)))
+    assert res["rc"] == 1 and "table nokey has no primary or unique key" in res["msg"], res
