@@ -151,17 +151,22 @@ def inventory(tmp_path, **host_vars):
     return path
 
 
-def play(tmp_path, host_vars, check=False):
-    r = run_playbook("error_rate_diagnose", tmp_path=tmp_path, inventory=inventory(tmp_path, **host_vars),
-                     target="twin", python_interpreter=False, check=check, verbosity=1, secrets=[TOKEN])
+def play(tmp_path, host_vars, check=False, playbook="error_rate_diagnose", extra_vars=None, verbosity=1):
+    r = run_playbook(playbook, tmp_path=tmp_path, inventory=inventory(tmp_path, **host_vars), target="twin",
+                     python_interpreter=False, check=check, extra_vars=extra_vars, verbosity=verbosity, secrets=[TOKEN])
     return r, " ".join(r.output.split())
+
+
+def every_source(twin, logs, access):
+    """The host vars that point error_rate at every source of the twin: health, /metrics, JSON logs, access log."""
+    return {"sre_app_health_url": twin.base + "/api/health?token=" + TOKEN,
+            "sre_app_metrics_url": twin.base + "/metrics", "sre_app_json_log_files": [str(logs / "*.json")],
+            "sre_proxy_access_log_files": [str(access)]}
 
 
 def test_over_threshold_names_the_runbook_of_the_cause(tmp_path, twin):
     logs, access = write_logs(tmp_path)
-    host_vars = {"sre_app_health_url": twin.base + "/api/health?token=" + TOKEN,
-                 "sre_app_metrics_url": twin.base + "/metrics", "sre_app_json_log_files": [str(logs / "*.json")],
-                 "sre_proxy_access_log_files": [str(access)]}
+    host_vars = every_source(twin, logs, access)
     for check in (False, True):
         r, out = play(tmp_path, host_vars, check=check)
         assert r.rc == 0 and r.changed("twin") == 0 and r.failed("twin") == 0, out
@@ -311,17 +316,13 @@ def test_caddy_json_access_lines_given_as_text():
 
 
 def remediate(tmp_path, host_vars, extra_vars=None, check=False):
-    r = run_playbook("error_rate_remediate", tmp_path=tmp_path, inventory=inventory(tmp_path, **host_vars),
-                     target="twin", python_interpreter=False, check=check, extra_vars=extra_vars, secrets=[TOKEN])
-    return r, " ".join(r.output.split())
+    return play(tmp_path, host_vars, check=check, playbook="error_rate_remediate", extra_vars=extra_vars, verbosity=0)
 
 
 def test_remediate_stops_on_a_cause_it_does_not_automate(tmp_path, twin):
     """A third-party API failing (dependency) has no automated remedy yet: one clear message, nothing changed."""
     logs, access = write_logs(tmp_path)
-    host_vars = {"sre_app_health_url": twin.base + "/api/health?token=" + TOKEN,
-                 "sre_app_metrics_url": twin.base + "/metrics", "sre_app_json_log_files": [str(logs / "*.json")],
-                 "sre_proxy_access_log_files": [str(access)]}
+    host_vars = every_source(twin, logs, access)
     for check in (False, True):
         r, out = remediate(tmp_path, host_vars, extra_vars={"sre_confirm": "yes"}, check=check)
         assert r.rc != 0 and r.changed("twin") == 0 and r.failed("twin") == 1, out
