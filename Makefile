@@ -4,16 +4,23 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help demo test bootstrap venv collections-link unit integration sanity lint build docs \
+.PHONY: help demo demo-loop test bootstrap venv collections-link unit integration sanity lint build docs \
         lab lab-up lab-down lab-status molecule drills bench clean
 
 help:
 	@echo "make demo   - build and start the lab, break it, run diagnose then remediate, print findings"
 	@echo "make test   - the whole test suite with a per-stage timing summary"
+	@echo "make demo-loop - the closed loop: Prometheus fires, Alertmanager posts, the rulebook heals the lab (timed)"
 	@echo "other: bootstrap unit integration sanity lint build docs lab-up lab-down lab-status molecule bench clean"
 
 demo:
 	@scripts/demo.sh
+
+# the closed loop with the real monitoring stack (lab/monitor.py): the stack is stopped again at the end
+demo-loop:
+	@scripts/bootstrap.sh && lab/up.sh && V=$$(scripts/venv.sh) && \
+	  { $$V/bin/python lab/monitor.py up && $$V/bin/python lab/monitor.py loop --json build/monitor/loop.json; \
+	    rc=$$?; $$V/bin/python lab/monitor.py down; exit $$rc; }
 
 test:
 	@scripts/test.sh

@@ -19,7 +19,10 @@ APT_PACKAGES=(docker.io:dockerd docker-compose:docker-compose debootstrap:deboot
               postgresql:pg_ctlcluster postgresql-client:psql pebble:pebble certbot:certbot nginx:nginx
               caddy:caddy openssl:openssl python3-venv: nodejs:node npm:npm curl:curl git:git make:make
               rsync:rsync procps:ps iproute2:ss shellcheck:shellcheck
-              isal:igzip pigz:pigz prometheus:promtool prometheus-alertmanager:amtool)
+              isal:igzip pigz:pigz prometheus:promtool prometheus-alertmanager:amtool
+              prometheus-node-exporter:prometheus-node-exporter
+              prometheus-blackbox-exporter:prometheus-blackbox-exporter
+              prometheus-postgres-exporter:prometheus-postgres-exporter)
 missing=()
 for entry in "${APT_PACKAGES[@]}"; do
   pkg=${entry%%:*} cmd=${entry#*:}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 import time
 from urllib.parse import quote
 from pathlib import Path
@@ -25,6 +26,8 @@ def backup_env(pg_cluster, source_db, tmp_path, collections_path):
             "sre_db_name": source_db, "sre_db_host": pg_cluster.host, "sre_db_port": pg_cluster.port,
             "sre_db_user": pg_cluster.user, "sre_db_password": pg_cluster.password, "sre_backup_dir": str(backups),
             "sre_backup_pattern": "*.dump", "backup_pg_dump": str(pg_cluster.bindir / "pg_dump"),
+            # the node exporter's textfile directory of this test (missing unless a test creates it)
+            "backup_textfile_dir": str(tmp_path / "textfile"), "sre_app_name": "corpus-app",
         }
         variables.update(extra or {})
         r = run_playbook(name, tmp_path=tmp_path, target="localhost", extra_vars=variables, check=check,
@@ -55,6 +58,8 @@ def test_remediate_takes_verifies_places_and_rotates(backup_env, corpus):
     assert "delete 2 old backup(s)" in out and "Not confirmed" in out, out
     assert sorted(p.name for p in backups.iterdir()) == before
 
+    textfile = tmp_path / "textfile"
+    textfile.mkdir()
     rc, changed, out = run("backup_remediate", {"backup_keep_last": 2, "sre_confirm": "yes"})
     assert rc == 0 and changed > 0, out
     dumps = sorted(p.name for p in backups.glob("*.dump"))
@@ -64,9 +69,19 @@ def test_remediate_takes_verifies_places_and_rotates(backup_env, corpus):
     assert name == new.name and digest == hashlib.sha256(new.read_bytes()).hexdigest()
     assert oct(new.stat().st_mode & 0o777) == "0o640"
     assert oct(backups.stat().st_mode & 0o777) == "0o755"  # an existing directory keeps its mode
+    # the verified backup's time, for the node exporter's textfile collector (what the backup alerts read)
+    assert sorted(p.name for p in textfile.iterdir()) == ["sre_backup_corpus-app.prom"]
+    metric = (textfile / "sre_backup_corpus-app.prom").read_text()
+    assert ('sre_backup_last_success_timestamp_seconds{app="corpus-app"} %d\n' % int(new.stat().st_mtime)) in metric
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian prometheus) is installed by scripts/bootstrap.sh"
+    lint = subprocess.run([promtool, "check", "metrics"], input=metric, capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    published = (textfile / "sre_backup_corpus-app.prom").stat().st_mtime
 
     rc, changed, out = run("backup_remediate", {"backup_keep_last": 2, "sre_confirm": "yes"})
     assert rc == 0 and changed == 0, out  # fresh and valid: nothing to do
+    assert (textfile / "sre_backup_corpus-app.prom").stat().st_mtime == published
 
     rc, changed, out = run("backup_diagnose")
     assert rc == 0 and changed == 0 and "Valid: True" in out, out
