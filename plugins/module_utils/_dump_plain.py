@@ -16,12 +16,22 @@ import re
 
 try:  # libc memmem through ctypes: as fast as the regex below and it releases the GIL (the inflating thread runs)
     import ctypes
-    _memmem = ctypes.CDLL(None).memmem
+    _libc = ctypes.CDLL(None)
+    _memmem = _libc.memmem
     _memmem.restype = ctypes.c_void_p
     _memmem.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
     _c_char_p, _c_void_p, _cast = ctypes.c_char_p, ctypes.c_void_p, ctypes.cast
 except (ImportError, OSError, AttributeError, TypeError):  # no ctypes or no memmem in the C library: the regex
     _memmem = None
+try:  # libc strstr and memchr: glibc's strstr is vectorised (SSE2, AVX512), its memmem is not
+    _strstr = _libc.strstr
+    _strstr.restype = ctypes.c_void_p
+    _strstr.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+    _memchr = _libc.memchr
+    _memchr.restype = ctypes.c_void_p
+    _memchr.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t)
+except (NameError, AttributeError, TypeError):
+    _strstr = None
 
 from ansible_collections.sre.runbooks.plugins.module_utils._dump_stream import (
     CARRY_MAX,
@@ -53,6 +63,8 @@ COPY_AT_LINE = b"\nCOPY "
 COPY_LINE_END = b" FROM stdin;\n"  # how every COPY command line of a plain dump ends
 # memmem is used when this is true and libc has it (tests set it false to run the regex fallback)
 USE_MEMMEM = _memmem is not None
+# strstr instead of memmem where the searched bytes hold no NUL (always, in a sound dump; tests set it false)
+USE_STRSTR = _memmem is not None and _strstr is not None
 
 
 def _address(buf):
@@ -69,6 +81,25 @@ def _memfind(addr, start, end, needle):
         return -1
     hit = _memmem(addr + start, end - start, needle, len(needle))
     return -1 if hit is None else hit - addr
+
+
+def _nul_free(addr, start, size):
+    """True when the bytes at addr hold no NUL from start to their end at size (a bytes object has its NUL
+    right after its end, where strstr stops)."""
+    return _memchr(addr + start, 0, size - start) is None
+
+
+def _strfind(addr, start, end, needle):
+    """_memfind through strstr, for bytes that hold no NUL from start to the end of their object (see
+    _nul_free): strstr searches to that end, a hit past end is no hit. The GIL is released during the
+    search."""
+    if end - start < len(needle):
+        return -1
+    hit = _strstr(addr + start, needle)
+    if hit is None:
+        return -1
+    hit -= addr
+    return hit if hit + len(needle) <= end else -1
 
 
 class PlainScanner:
@@ -203,11 +234,12 @@ class PlainScanner:
         was carried whole, or found across the boundary by feed); a COPY line still open at the end of buf
         is carried to the next chunk."""
         size = len(buf)
-        term = _memfind(addr, start, size, TERMINATOR)
+        find = _strfind if USE_STRSTR and _nul_free(addr, start, size) else _memfind
+        term = find(addr, start, size, TERMINATOR)
         stop = term + 1 if term >= 0 else size  # a COPY line right before the terminator ends at its b"\n"
         pos = start
         while True:
-            hit = _memfind(addr, pos, stop, COPY_LINE_END)
+            hit = find(addr, pos, stop, COPY_LINE_END)
             if hit < 0:
                 break
             eol = hit + len(COPY_LINE_END) - 1

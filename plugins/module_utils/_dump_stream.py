@@ -25,9 +25,11 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the modul
     import Queue as _queue  # pylint: disable=import-error
 
 try:
+    from isal import igzip_lib as _igzip_lib
     from isal import isal_zlib as _fast_zlib
     HAS_ISAL = True
 except ImportError:  # isal is optional: the standard zlib gives the same answers, slower
+    _igzip_lib = None
     _fast_zlib = zlib
     HAS_ISAL = False
 
@@ -261,8 +263,20 @@ class _BufferedMember:
         return self._d.unused_data
 
 
+def _gzip_member():
+    """A gzip member's decompressor: ISA-L's IgzipDecompressor when isal is there (it allocates each output
+    chunk once at its full size, where a zlib-style decompressobj grows it from 16 KiB by doubling, copying
+    and inflating in many small steps), else the standard zlib. Both check the member's CRC and length."""
+    if HAS_ISAL and USE_IGZIP_LIB:
+        return _BufferedMember(lambda: _igzip_lib.IgzipDecompressor(flag=_igzip_lib.DECOMP_GZIP))
+    return _ZlibMember()
+
+
+# tests set this false to run the zlib-style path (isal_zlib.decompressobj, or zlib without isal)
+USE_IGZIP_LIB = True
+
 _MEMBER_TYPES = {
-    "gzip": (GZIP_MAGIC, _ZlibMember),
+    "gzip": (GZIP_MAGIC, _gzip_member),
     "bzip2": (BZIP2_MAGIC, lambda: _BufferedMember(bz2.BZ2Decompressor)),
     "xz": (XZ_MAGIC, lambda: _BufferedMember(lzma.LZMADecompressor)),
 }

@@ -153,8 +153,19 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(_dump_stream, "MAX_OUT", 7919)
 
 
+@pytest.fixture(params=["igzip_lib", "decompressobj"])
+def gzip_impl(request, monkeypatch):
+    """Both ways a gzip member is inflated: ISA-L's IgzipDecompressor (the default with isal) and the
+    zlib-style decompressobj (isal_zlib, or zlib without isal): the same answers."""
+    from ansible_collections.sre.runbooks.plugins.module_utils import _dump_stream
+    if request.param == "igzip_lib" and not _dump_stream.HAS_ISAL:
+        pytest.skip("isal is not installed")
+    monkeypatch.setattr(_dump_stream, "USE_IGZIP_LIB", request.param == "igzip_lib")
+    return request.param
+
+
 @pytest.mark.parametrize("member_size", [1000, 65536, 1 << 22])
-def test_multi_member_gzip(tmp_path, member_size):
+def test_multi_member_gzip(tmp_path, member_size, gzip_impl):
     blob = b"".join(gzip.compress(BIG[i:i + member_size], 1) for i in range(0, len(BIG), member_size))
     res = _verify_both(_write(tmp_path, "d.sql.gz", blob))
     members = (len(BIG) + member_size - 1) // member_size
@@ -171,13 +182,13 @@ def test_multi_member_gzip(tmp_path, member_size):
     (b"\x1f", [("critical", "trailing_garbage")]),
     (b"\x1f\x8b\x08\x00", [("critical", "truncated")]),
 ])
-def test_bytes_after_the_last_member(tmp_path, tail, expected):
+def test_bytes_after_the_last_member(tmp_path, tail, expected, gzip_impl):
     blob = gzip.compress(BIG, 1)
     res = _verify_both(_write(tmp_path, "d.sql.gz", blob + tail))
     assert _codes(res) == expected
 
 
-def test_a_corrupt_member_in_the_middle(tmp_path):
+def test_a_corrupt_member_in_the_middle(tmp_path, gzip_impl):
     first, second = gzip.compress(BIG[:500000], 1), gzip.compress(BIG[500000:], 1)
     bad = bytearray(first)
     bad[-6] ^= 0xFF  # CRC of the first member
@@ -185,7 +196,28 @@ def test_a_corrupt_member_in_the_middle(tmp_path):
     assert _codes(res) == [("critical", "compression_error")]
 
 
-def test_a_missing_terminator_through_gzip_and_threads(tmp_path):
+def test_a_wrong_length_in_a_member_trailer(tmp_path, gzip_impl):
+    blob = bytearray(gzip.compress(BIG, 1))
+    blob[-1] ^= 0x01  # ISIZE: the CRC matches, the length does not
+    res = _verify_both(_write(tmp_path, "d.sql.gz", bytes(blob)))
+    assert _codes(res) == [("critical", "compression_error")]
+
+
+def test_a_member_header_with_name_extra_comment_and_header_crc(tmp_path, gzip_impl):
+    import struct
+    import zlib
+    deflated = zlib.compressobj(1, zlib.DEFLATED, -15)
+    body = deflated.compress(BIG) + deflated.flush()
+    header = b"\x1f\x8b\x08\x1e" + b"\0" * 4 + b"\0\x03" + struct.pack("<H", 6) + b"ab\x02\x00xy" + b"db.sql\0" + b"a comment\0"
+    header += struct.pack("<H", zlib.crc32(header) & 0xFFFF)
+    member = header + body + struct.pack("<II", zlib.crc32(BIG), len(BIG))
+    res = _verify_both(_write(tmp_path, "d.sql.gz", member + gzip.compress(b"", 1)))
+    assert res["valid"] is True and res["data_blocks"] == 3 and res["uncompressed_bytes"] == len(BIG), _codes(res)
+    assert [c["detail"] for c in res["checks"] if c["name"] == "compression"] == [
+        "gzip: 2 member(s), every CRC and length matches"]
+
+
+def test_a_missing_terminator_through_gzip_and_threads(tmp_path, gzip_impl):
     data = BIG.replace(b"\\.\n\n\nCOPY public.b", b"\n\n\nCOPY public.b", 1)
     res = _verify_both(_write(tmp_path, "d.sql.gz", gzip.compress(data, 1)))
     assert _codes(res) == [("critical", "copy_unterminated")]

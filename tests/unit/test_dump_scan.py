@@ -21,11 +21,15 @@ from test_dump_boundaries import COPY_LINES, PLAIN, TERMINATORS, near, scan, spl
 HAS_MEMMEM = _dump_plain._memmem is not None
 
 
-@pytest.fixture(params=["memmem", "regex"])
+HAS_STRSTR = HAS_MEMMEM and _dump_plain._strstr is not None
+
+
+@pytest.fixture(params=["strstr", "memmem", "regex"])
 def finder(request, monkeypatch):
-    if request.param == "memmem" and not HAS_MEMMEM:
-        pytest.skip("this C library has no memmem")
-    monkeypatch.setattr(_dump_plain, "USE_MEMMEM", request.param == "memmem")
+    if request.param == "memmem" and not HAS_MEMMEM or request.param == "strstr" and not HAS_STRSTR:
+        pytest.skip("this C library has no %s" % request.param)
+    monkeypatch.setattr(_dump_plain, "USE_MEMMEM", request.param != "regex")
+    monkeypatch.setattr(_dump_plain, "USE_STRSTR", request.param == "strstr")
     return request.param
 
 
@@ -45,6 +49,35 @@ def test_memfind_agrees_with_bytes_find():
             start = rnd.randint(0, len(data))
             end = rnd.randint(start, len(data))
             assert _dump_plain._memfind(addr, start, end, needle) == data.find(needle, start, end)
+
+
+@pytest.mark.skipif(not HAS_STRSTR, reason="no strstr")
+def test_strfind_agrees_with_bytes_find_where_there_is_no_nul():
+    rnd = random.Random(8)
+    alphabet = b"\n\\.COPY FROMstdin;x"
+    for dummy in range(300):
+        data = bytes(rnd.choice(alphabet) for dummy in range(rnd.randint(0, 200)))
+        addr = _dump_plain._address(data)
+        start = rnd.randint(0, len(data))
+        assert _dump_plain._nul_free(addr, start, len(data))
+        for needle in (_dump_plain.TERMINATOR, _dump_plain.COPY_LINE_END):
+            end = rnd.randint(start, len(data))
+            assert _dump_plain._strfind(addr, start, end, needle) == data.find(needle, start, end)
+    data = b"a\0b\n\\.\n"
+    addr = _dump_plain._address(data)
+    assert not _dump_plain._nul_free(addr, 0, len(data)) and _dump_plain._nul_free(addr, 2, len(data))
+
+
+def test_a_nul_byte_in_copy_data_hides_nothing(finder):
+    # strstr stops at a NUL: a chunk holding one is searched with memmem, so what follows it is still seen
+    dump = PLAIN.replace(b"2\tCOPY x FROM stdin;\n", b"2\tCOPY \0x FROM stdin;\n", 1)
+    for cut in [len(dump)] + near([dump.index(b"\0")], 6):
+        assert scan(splits(dump, [cut])).copy_blocks == 3, (finder, cut)
+    broken = dump.replace(b"\\.\n\n\nCOPY public.b", b"\0\n\n\nCOPY public.b", 1)
+    for cut in [len(broken)] + near([broken.index(b"\0")], 6):
+        with pytest.raises(_dump.DumpError) as err:
+            scan(splits(broken, [cut]))
+        assert err.value.code == "copy_unterminated", (finder, cut)
 
 
 def test_only_bytes_objects_take_the_memmem_path(monkeypatch):
@@ -145,10 +178,11 @@ def test_memmem_and_regex_agree_on_random_dumps(monkeypatch):
         dump = head + b"\n".join(body) + b"\n" + PLAIN[FOOTER_START:]
         cuts = [rnd.randint(1, len(dump) - 1) for dummy in range(rnd.randint(0, 4))]
         answers = []
-        for fast in (True, False):
+        for fast, strstr in ((True, True), (True, False), (False, False)):
             monkeypatch.setattr(_dump_plain, "USE_MEMMEM", fast)
+            monkeypatch.setattr(_dump_plain, "USE_STRSTR", strstr and HAS_STRSTR)
             answers.append(outcome(splits(dump, cuts)))
-        assert answers[0] == answers[1], (dump, cuts)
+        assert answers[0] == answers[1] == answers[2], (dump, cuts)
 
 
 FOOTER_START = PLAIN.index(b"--\n-- PostgreSQL database dump complete")
