@@ -56,9 +56,24 @@ options:
         key: dir
   webhook:
     description:
-      - URL that receives a Slack-compatible POST (a JSON object with one key, C(text)) with a one-line
-        summary at the end of each run. Only C(http) and C(https) URLs are used.
-      - Failures (refused, timeout, HTTP error) only give a warning.
+      - URL that receives the incident's notices as Slack-compatible POSTs. Only C(http) and C(https) URLs are used.
+      - When a run opens a new incident (no O(dir) record has its id yet), the start of its first play posts the
+        initial notice (runbook 003's C(INCIDENT ALERT), Status Investigating) with what is known then, the runbook
+        and phase, the hosts of the play (after C(--limit)) and the limit, the alert (extra var C(sre_alert)) and the
+        severity (C(sre_severity), else the scale's lowest level, marked provisional).
+      - The end of every run posts the update (003's C(INCIDENT UPDATE)) while the incident goes on, or the
+        resolution (C(INCIDENT RESOLVED), with the total duration, the top-ranked finding as root cause and the
+        actions taken) when the run resolved it (a remediate, rollback or verify run that ended ok with no warning
+        or critical finding; never a check-mode run).
+      - Where every host of the run is an app of runbook 002 (C(sre_app_name=sme-booking-app)), the notices use
+        002's wording instead (its C(INCIDENT RESPONSE - <service>) template, SEVERITY CRITICAL, HIGH, MEDIUM or
+        LOW, STATUS INVESTIGATING, MITIGATING, MONITORING or RESOLVED).
+      - "The body is a JSON object: C(text) (the one-line summary that earlier versions posted alone, a blank line,
+        then the notice), C(kind) (C(initial), C(update) or C(resolved)), C(summary) (the one-line summary),
+        C(incident) (the id), C(severity) and C(status)."
+      - Everything posted is scrubbed like the record.
+      - Failures (refused, timeout, HTTP error) only give one warning; the later notices of that run are then not
+        tried, so that a dead webhook costs a run at most one O(webhook_timeout).
     type: str
     env:
       - name: SRE_INCIDENT_WEBHOOK
@@ -75,6 +90,18 @@ options:
     ini:
       - section: callback_incident
         key: webhook_timeout
+  webhook_notices:
+    description:
+      - Which notices are posted to O(webhook), any of C(initial), C(update) and C(resolved) (C(all) is the three,
+        C(none) posts nothing). Unknown names give a warning and are ignored.
+    type: list
+    elements: str
+    default: [initial, update, resolved]
+    env:
+      - name: SRE_INCIDENT_WEBHOOK_NOTICES
+    ini:
+      - section: callback_incident
+        key: webhook_notices
 """
 
 import getpass
@@ -99,6 +126,13 @@ from ansible_collections.sre.runbooks.plugins.plugin_utils._incident import (
     Scrubber,
     chat_text,
     communication,
+    default_severity,
+    end_notice,
+    incident_status,
+    notice_payload,
+    parse_notices,
+    start_notice,
+    start_summary,
     iso,
     is_secret_name,
     new_incident_id,
@@ -123,9 +157,13 @@ try:
 except ImportError:  # removed in later ansible-core
     AnsibleVaultEncryptedUnicode = None
 
-OPTION_DEFAULTS = {"dir": "./incidents", "webhook": None, "webhook_timeout": 5.0}
+OPTION_DEFAULTS = {"dir": "./incidents", "webhook": None, "webhook_timeout": 5.0,
+                   "webhook_notices": ["initial", "update", "resolved"]}
 AWX_VARS = ("awx_user_name", "awx_job_id", "awx_job_template_name", "awx_workflow_job_id", "awx_job_launch_type")
 STATE_FACTS = ("target_status", "sre_state")
+# At the start of a run the hosts of the first play are read for secrets, their scale and app (for the initial
+# notice); beyond this many hosts the rest are read when their results come.
+START_HOSTS_CAP = 200
 # Failure messages are cut to MESSAGE_LENGTH after scrubbing: cut before, a secret on the cut (a URL's password
 # without its @, the start of a known value) would no longer be recognised. RAW_MESSAGE_CAP bounds the memory.
 MESSAGE_LENGTH = 500
@@ -195,7 +233,11 @@ class CallbackModule(CallbackBase):
         self._counts = {"actions": 0, "failures": 0, "unreachable": 0, "tasks": 0}
         self._vars_seen = set()
         self._host_scales = {}  # host -> its inventory sre_severity_scale
+        self._host_apps = {}  # host -> its inventory sre_app_name (which source runbook's notices)
         self._incident_id = None
+        self._started_run = False  # the start of the run (first play) was handled
+        self._notices_warned = False
+        self._webhook_dead = False  # a POST failed: the run tries no more (one warning, one timeout at most)
 
     # -- configuration -------------------------------------------------------------------------------
 
@@ -257,9 +299,18 @@ class CallbackModule(CallbackBase):
             self._display.warning("sre.runbooks.incident: could not read variables of %s: %s" % (name, to_text(exc)))
             return
         self._learn_secrets(host_vars)
-        scale = host_vars.get("sre_severity_scale")
+        scale, app = self._scale_and_app(host_vars)
         # a host that sets none is on the default scale: a run over it and cookcam is a mixed run
-        self._host_scales[name] = scale if isinstance(scale, str) and scale.strip() else DEFAULT_SCALE
+        self._host_scales[name] = scale
+        if app:
+            self._host_apps[name] = app
+
+    @staticmethod
+    def _scale_and_app(host_vars):
+        scale = host_vars.get("sre_severity_scale")
+        app = host_vars.get("sre_app_name")
+        return (scale if isinstance(scale, str) and scale.strip() else DEFAULT_SCALE,
+                app if isinstance(app, str) and app.strip() and "{{" not in app else None)
 
     def _var(self, name, default=None):
         """A run-level value: extra vars win over play vars (as in Ansible)."""
@@ -303,6 +354,9 @@ class CallbackModule(CallbackBase):
         if record_flag is False or str(record_flag).lower() in ("false", "no", "0"):
             self._skip = True
         self._event("play", "Play started: %s" % to_text(play.get_name()))
+        if not self._started_run:
+            self._started_run = True
+            self._run_start(play)
 
     def _result_parts(self, result):
         host = getattr(result, "host", None) or getattr(result, "_host", None)
@@ -426,21 +480,23 @@ class CallbackModule(CallbackBase):
                 return data
         return None
 
-    def _scale(self):
+    def _scale(self, host_scales=None, warn=True):
         """The severity scale: the extra/play var, else the one every host of the run has in its inventory (a run
         over apps of different scales uses the default)."""
         value = self._var("sre_severity_scale")
         if value in (None, ""):
             try:
-                scales = set(parse_scale(v) for v in self._host_scales.values())
+                scales = set(parse_scale(v) for v in (self._host_scales if host_scales is None else host_scales).values())
             except ValueError as exc:
-                self._display.warning("sre.runbooks.incident: %s; using %s" % (exc, DEFAULT_SCALE))
+                if warn:
+                    self._display.warning("sre.runbooks.incident: %s; using %s" % (exc, DEFAULT_SCALE))
                 return DEFAULT_SCALE
             return scales.pop() if len(scales) == 1 else DEFAULT_SCALE
         try:
             return parse_scale(value)
         except ValueError as exc:
-            self._display.warning("sre.runbooks.incident: %s; using %s" % (exc, DEFAULT_SCALE))
+            if warn:
+                self._display.warning("sre.runbooks.incident: %s; using %s" % (exc, DEFAULT_SCALE))
             return DEFAULT_SCALE
 
     def _severity(self, previous, scale):
@@ -512,6 +568,8 @@ class CallbackModule(CallbackBase):
             "check_mode": self._check_mode(),
             "playbook": run["playbook"],
             "hosts": hosts,
+            # the apps of the run's hosts (their sre_app_name): which source runbook's wording the notices use
+            "apps": sorted(set(self._host_apps[h] for h in hosts if h in self._host_apps)),
             "operator": operator,
             "parameters": {k: v for k, v in self._extra_vars.items() if not k.startswith("awx_")},
             "counts": counts,
@@ -565,21 +623,105 @@ class CallbackModule(CallbackBase):
             os.replace(tmp, path)
         return json_path, md_path
 
-    def _notify(self, url, record):
+    # -- the webhook --------------------------------------------------------------------------------
+
+    def _directory(self):
+        return os.path.abspath(os.path.expanduser(to_text(self._option("dir"))))
+
+    def _notices(self):
+        """The notice kinds to post (option webhook_notices); unknown names give one warning."""
+        kinds, unknown = parse_notices(self._option("webhook_notices"))
+        if unknown and not self._notices_warned:
+            self._notices_warned = True
+            self._display.warning("sre.runbooks.incident: webhook_notices: ignoring %s (expected initial, update, "
+                                  "resolved, all or none)" % ", ".join(unknown))
+        return kinds
+
+    def _webhook_url(self):
+        url = self._option("webhook")
+        if not url or self._webhook_dead:
+            return None
+        url = to_text(url)
         if not url.lower().startswith(("http://", "https://")):
+            self._webhook_dead = True
             self._display.warning("sre.runbooks.incident: webhook ignored, not an http(s) URL")
+            return None
+        return url
+
+    def _play_hosts(self, play):
+        """The hosts of play (after --limit and serial), [] when the inventory cannot say."""
+        manager = play.get_variable_manager()
+        inventory = getattr(manager, "_inventory", None)
+        try:
+            return list(inventory.get_hosts(play.hosts)) if inventory is not None else []
+        except (AnsibleError, AttributeError, TypeError, ValueError):
+            return []
+
+    def _run_start(self, play):
+        """The first play starts: post the initial notice when this run opens a new incident."""
+        if self._skip or self._webhook_url() is None or "initial" not in self._notices():
             return
-        payload = json.dumps({"text": self._scrubber.text(chat_text(record))})
+        hosts = self._play_hosts(play)
+        manager = play.get_variable_manager()
+        scales, apps = {}, {}
+        for host in hosts[:START_HOSTS_CAP]:
+            try:
+                host_vars = manager.get_vars(play=play, host=host, include_hostvars=False)
+            except AnsibleError:
+                continue
+            self._learn_secrets(host_vars)  # before anything is posted
+            scales[host.name], apps[host.name] = self._scale_and_app(host_vars)
+        self._incident_id = self._choose_id()
+        if (self._var("sre_incident_id") or self._var("awx_workflow_job_id")) \
+                and self._previous(self._directory(), self._incident_id) is not None:
+            return  # the incident goes on: its initial notice was posted by the run that opened it
+        runbook, phase = (self._runbook, self._phase) if self._runbook else runbook_phase_from_playbook(self._playbook)
+        scale = self._scale(scales, warn=False)
+        severity, source = default_severity(scale), "default"
+        override = self._var("sre_severity")
+        if override not in (None, ""):
+            try:
+                severity, source = parse_severity(override, scale), "override"
+            except ValueError:
+                pass  # the end of the run warns about it
+        limit = context.CLIARGS.get("subset")
+        start = self._scrubber.data(_plain({
+            "id": self._incident_id, "runbook": runbook, "phase": phase, "severity": severity,
+            "severity_source": source, "severity_scale": scale, "started": iso(self._started),
+            "hosts": [to_text(h.name) for h in hosts], "limit": to_text(limit) if limit else None,
+            "alert": self._var("sre_alert"), "apps": sorted(set(a for a in apps.values() if a)),
+            "check_mode": self._check_mode(), "operator": self._operator(),
+        }, self._scrubber))
+        self._post("initial", start_notice(start), start_summary(start), start["id"], severity, "Investigating")
+
+    def _post(self, kind, text, summary, incident_id, severity, status):
+        """POST one notice (scrubbed); a failure warns once and stops the notices of this run."""
+        url = self._webhook_url()
+        if url is None:
+            return
+        payload = json.dumps(self._scrubber.data(notice_payload(kind, text, summary, incident_id, severity, status)))
         try:
             open_url(url, data=payload, method="POST", headers={"Content-Type": "application/json"},
                      timeout=float(self._option("webhook_timeout")), follow_redirects="none")
         except (OSError, HTTPException, ValueError) as exc:
-            self._display.warning("sre.runbooks.incident: webhook POST failed: %s" % self._scrubber.text(to_text(exc)))
+            self._webhook_dead = True
+            self._display.warning("sre.runbooks.incident: webhook POST failed (%s notice; no more notices this run): %s"
+                                  % (kind, self._scrubber.text(to_text(exc))))
+
+    def _notify(self, record):
+        """The end of a run: post the update, or the resolution when the run resolved the incident."""
+        if self._webhook_url() is None:
+            return
+        kind, text = end_notice(record)
+        if kind not in self._notices():
+            return
+        status = "Resolved" if kind == "resolved" else incident_status(record)
+        self._post(kind, text, chat_text(record), record["id"], record["severity"], status)
 
     def v2_playbook_on_stats(self, stats):
         if self._skip:
             return
-        directory = os.path.abspath(os.path.expanduser(to_text(self._option("dir"))))
+        directory = self._directory()
         try:
             record = self.build_record(directory, stats)
             json_path, md_path = self._write(directory, record)
@@ -588,6 +730,4 @@ class CallbackModule(CallbackBase):
                                   % (directory, to_text(exc)))
             return
         self._display.display("Incident record %s (%s): %s" % (record["id"], record["severity"], md_path))
-        url = self._option("webhook")
-        if url:
-            self._notify(to_text(url), record)
+        self._notify(record)

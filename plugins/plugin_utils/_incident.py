@@ -397,18 +397,31 @@ def is_resolved(record):
     return record.get("phase") not in ("diagnose",) and incident_status(record) == "Monitoring"
 
 
+def _worst_findings(record):
+    """The critical findings of the whole incident, worst first (causes before symptoms), else its warnings."""
+    ranked = ranked_findings(record.get("findings", []))
+    return [f for f in ranked if f.get("severity") == "critical"] or \
+        [f for f in ranked if f.get("severity") == "warning"]
+
+
+def _impact(record, worst):
+    return "; ".join("%s on %s" % (_fill(f.get("message"), 120), f.get("host")) for f in worst[:3]) or \
+        "No impact found by %s/%s" % (record.get("runbook"), record.get("phase"))
+
+
+def _actions(record, last=5):
+    """The last changed tasks of the incident (timeline events of kind action)."""
+    return [e for e in record.get("timeline", []) if e.get("kind") == "action"][-last:]
+
+
 def communication(record):
     """The three notices of runbook 003 (initial, update, resolved), filled in from the record."""
     sev = record.get("severity", "P4")
     hosts = record.get("hosts", [])
-    ranked = ranked_findings(record.get("findings", []))
-    worst = [f for f in ranked if f.get("severity") == "critical"] or \
-        [f for f in ranked if f.get("severity") == "warning"]
-    impact = "; ".join("%s on %s" % (_fill(f.get("message"), 120), f.get("host")) for f in worst[:3]) or \
-        "No impact found by %s/%s" % (record.get("runbook"), record.get("phase"))
+    worst = _worst_findings(record)
+    impact = _impact(record, worst)
     affected = ", ".join(hosts) if hosts else "[none]"
-    actions = [e for e in record.get("timeline", []) if e.get("kind") == "action"]
-    action_text = "; ".join("%s (%s)" % (_fill(e.get("task"), 80), e.get("host")) for e in actions[-5:]) or "None yet"
+    action_text = "; ".join("%s (%s)" % (_fill(e.get("task"), 80), e.get("host")) for e in _actions(record)) or "None yet"
     minutes = _duration_minutes(record)
     duration = "%s minutes" % minutes if minutes is not None else "[X minutes]"
     status = incident_status(record)
@@ -444,6 +457,7 @@ def communication(record):
         "Root Cause: %s" % ("[to confirm] %s: %s" % (root.get("code"), _fill(root.get("message"), 160))
                             if root else "[Brief description]"),
         "Impact: %s" % impact,
+        "Actions Taken: %s" % action_text,
         "",
         "Post-mortem will be shared within 24 hours.",
         "Thank you for your patience.",
@@ -551,3 +565,222 @@ def chat_text(record):
         ", ".join(record.get("hosts", [])) or "no hosts", record.get("outcome"),
         counts.get("critical", 0), counts.get("warning", 0), counts.get("actions", 0),
         incident_status(record), by)
+
+
+# -- notices posted to the webhook -----------------------------------------------------------------------------------
+# The callback posts three kinds of notice: "initial" when a run opens a new incident, then at the end of every run
+# "update" (the incident goes on) or "resolved" (is_resolved, never in check mode). The wording is runbook 003's
+# (the default); an app whose own runbook has a response template uses that one instead: runbook 002's "Critical Error
+# Response Template" (INCIDENT RESPONSE - <service>, SEVERITY CRITICAL/HIGH/MEDIUM/LOW, STATUS
+# INVESTIGATING/MITIGATING/MONITORING/RESOLVED) for sme-booking-app (the inventories' sre_app_name).
+NOTICE_KINDS = ("initial", "update", "resolved")
+APP_TEMPLATES = {"sme-booking-app": "002"}
+# runbook 002's SEVERITY words for the levels of each scale (its escalation table: CRITICAL, HIGH, MEDIUM, LOW)
+SEVERITY_WORDS = {"P1-P4": {"P1": "CRITICAL", "P2": "HIGH", "P3": "MEDIUM", "P4": "LOW"},
+                  "P0-P3": {"P0": "CRITICAL", "P1": "HIGH", "P2": "MEDIUM", "P3": "LOW"}}
+# 003's status words (incident_status) in 002's: a cause identified is still being investigated until a fix runs
+STATUS_002 = {"Investigating": "INVESTIGATING", "Identified": "INVESTIGATING", "Fixing": "MITIGATING",
+              "Monitoring": "MONITORING"}
+NEXT_STEPS = {
+    "Investigating": "Run the diagnose of the runbook that fits the symptoms",
+    "Identified": "Remediate the root cause with the runbook's remediate playbook (it asks for confirmation)",
+    "Fixing": "Finish the remediation, then run the diagnose again",
+    "Monitoring": "Verify and watch the error rate until the incident can be resolved",
+    "Resolved": "Write the post-mortem within 48 hours and work through the post-incident checklist",
+}
+
+
+def default_severity(scale=DEFAULT_SCALE):
+    """The severity of an incident nothing has rated yet: the scale's lowest level (what severity_from gives
+    without findings); the first findings raise it."""
+    return SEVERITY_SCALES[scale if scale in SEVERITY_SCALES else DEFAULT_SCALE][-1]
+
+
+def notice_template(apps):
+    """Which source runbook's wording the notices use: '002' when every app of the run is one of runbook 002's
+    (APP_TEMPLATES), else '003' (also for a run without app names or over apps of different runbooks)."""
+    templates = set(APP_TEMPLATES.get(str(app)) for app in apps or ())
+    return templates.pop() if len(templates) == 1 and None not in templates else "003"
+
+
+def notice_kind(record):
+    """The notice the end of a run posts: 'resolved' when the run resolved the incident, else 'update'. A check-mode
+    run changed nothing, so it never resolves."""
+    return "resolved" if is_resolved(record) and not record.get("check_mode") else "update"
+
+
+def _by(operator):
+    by = operator.get("user") or "unknown"
+    if operator.get("awx_job_id") not in (None, ""):
+        by = "%s (AWX job %s)" % (by, operator.get("awx_job_id"))
+    return by
+
+
+def _host_list(hosts, cap=20):
+    hosts = list(hosts or [])
+    return ", ".join(hosts[:cap]) + (" and %d more" % (len(hosts) - cap) if len(hosts) > cap else "")
+
+
+def _affected(start):
+    hosts = _host_list(start.get("hosts")) or "[none matched yet]"
+    return hosts + (" (limit %s)" % start["limit"] if start.get("limit") else "")
+
+
+def _severity_note(start):
+    if start.get("severity_source") == "override":
+        return "%s (set by sre_severity)" % start.get("severity")
+    return "%s (provisional: the %s scale's default until the findings rate it)" % (
+        start.get("severity"), start.get("severity_scale") or DEFAULT_SCALE)
+
+
+def start_summary(start):
+    """The one-line summary of a run that opens an incident (the first line of the initial notice)."""
+    return "[%s] %s %s/%s%s on %s: started%s, status Investigating, by %s" % (
+        start.get("severity"), start.get("id"), start.get("runbook"), start.get("phase"),
+        " (check mode)" if start.get("check_mode") else "", _host_list(start.get("hosts")) or "no hosts",
+        " on alert %s" % start["alert"] if start.get("alert") else "", _by(start.get("operator") or {}))
+
+
+def initial_notice(start):
+    """The initial notice (runbook 003's "INCIDENT ALERT", or 002's "INCIDENT RESPONSE" when the run's apps are
+    002's) filled with what is known when a run opens the incident. start: id, runbook, phase, severity,
+    severity_source (override or default), severity_scale, started, hosts, limit, alert, apps, check_mode,
+    operator."""
+    runbook = "%s/%s%s" % (start.get("runbook"), start.get("phase"), " (check mode)" if start.get("check_mode") else "")
+    impact = "Alert %s is firing; %s is assessing it" % (start["alert"], runbook) if start.get("alert") else \
+        "Being assessed by %s" % runbook
+    if notice_template(start.get("apps")) == "002":
+        return _response_002(
+            service=", ".join(sorted(set(start.get("apps") or []))), time=start.get("started"),
+            severity=start.get("severity"), scale=start.get("severity_scale"), status="INVESTIGATING",
+            incident=start.get("id"), impact=impact, affected=_affected(start), root="[Under investigation]",
+            actions=[], error_rate="[not measured yet]", eta="TBD", next_steps=[NEXT_STEPS["Investigating"]],
+            updates=["[%s] - Incident opened by %s, run by %s" % (_hhmm(start.get("started")), runbook,
+                                                                    _by(start.get("operator") or {}))])
+    return "\n".join([
+        "INCIDENT ALERT - %s" % start.get("severity"),
+        "",
+        "Status: Investigating",
+        "Incident: %s" % start.get("id"),
+        "Started: %s" % start.get("started"),
+        "Impact: %s" % impact,
+        "Affected: %s" % _affected(start),
+        "Severity: %s" % _severity_note(start),
+        "Runbook: %s" % runbook,
+        "",
+        "We are investigating and will provide updates every 15 minutes.",
+    ])
+
+
+def _hhmm(moment):
+    text = str(moment or "")
+    return text[11:16] if len(text) >= 16 else "--:--"
+
+
+def _response_002(service, time, severity, scale, status, incident, impact, affected, root, actions, error_rate, eta,
+                  next_steps, updates):
+    """Runbook 002's "Critical Error Response Template", filled in."""
+    word = SEVERITY_WORDS.get(scale or DEFAULT_SCALE, SEVERITY_WORDS[DEFAULT_SCALE]).get(severity)
+    return "\n".join([
+        "INCIDENT RESPONSE - %s" % (service or "[SERVICE NAME]"),
+        "================================",
+        "",
+        "TIME: %s" % time,
+        "SEVERITY: %s" % ("%s (%s)" % (word, severity) if word else severity),
+        "STATUS: %s" % status,
+        "INCIDENT: %s" % incident,
+        "",
+        "IMPACT:",
+        "- Users Affected: [to assess]",
+        "- Hosts Affected: %s" % affected,
+        "- Features Down: %s" % impact,
+        "- Revenue Impact: [$/hour if applicable]",
+        "",
+        "ROOT CAUSE:",
+        root,
+        "",
+        "ACTIONS TAKEN:",
+    ] + (["- %s" % action for action in actions] or ["- None yet"]) + [
+        "",
+        "CURRENT STATUS:",
+        "- Error Rate: %s" % error_rate,
+        "- Recovery ETA: %s" % eta,
+        "",
+        "NEXT STEPS:",
+    ] + ["- %s" % step for step in next_steps] + [
+        "",
+        "UPDATES:",
+    ] + updates)
+
+
+def _notice_002(record, kind):
+    """Runbook 002's template for the update or the resolution of record."""
+    status = incident_status(record)
+    worst = _worst_findings(record)
+    root = worst[0] if worst else None
+    root_text = "[to confirm] %s: %s" % (root.get("code"), _fill(root.get("message"), 160)) if root else \
+        "[Under investigation]" if kind != "resolved" else "[Brief description]"
+    rates = [f for f in record.get("findings", []) if f.get("code") == "error_rate_over_threshold"
+             and f.get("run") in (None, record.get("run_index"))]
+    error_rate = "; ".join(_fill(f.get("message"), 160) for f in rates[:2]) or "[not measured by this run]"
+    updates = ["[%s] - %s/%s: %s" % (_hhmm(run.get("ended")), run.get("runbook"), run.get("phase"), run.get("outcome"))
+               for run in record.get("runs", [])]
+    resolved = kind == "resolved"
+    minutes = _duration_minutes(record)
+    if resolved:
+        updates.append("[%s] - Resolved after %s" % (
+            _hhmm(record.get("ended")), "%s minutes" % minutes if minutes is not None else "[X minutes]"))
+    return _response_002(
+        service=", ".join(sorted(set(record.get("apps") or []))), time=record.get("ended"),
+        severity=record.get("severity"), scale=record.get("severity_scale"),
+        status="RESOLVED" if resolved else STATUS_002.get(status, status.upper()), incident=record.get("id"),
+        impact=_impact(record, worst), affected=", ".join(record.get("hosts", [])) or "[none]", root=root_text,
+        actions=["%s on %s at %s" % (_fill(e.get("task"), 80), e.get("host"), _hhmm(e.get("time")))
+                 for e in _actions(record)],
+        error_rate=error_rate, eta="resolved" if resolved else "now" if status == "Monitoring" else "TBD",
+        next_steps=[NEXT_STEPS["Resolved" if resolved else status]], updates=updates)
+
+
+def end_notice(record, kind=None):
+    """(kind, text) of the notice the end of a run posts: kind 'update' or 'resolved' (notice_kind when None); text
+    is the one-line summary (chat_text), a blank line, then the template of the run's apps (003's, or 002's)."""
+    kind = kind or notice_kind(record)
+    if notice_template(record.get("apps")) == "002":
+        body = _notice_002(record, kind)
+    else:
+        body = (record.get("communication") or communication(record))[kind]
+    return kind, chat_text(record) + "\n\n" + body
+
+
+def start_notice(start):
+    """The text of the initial notice: the one-line summary (start_summary), a blank line, the template."""
+    return start_summary(start) + "\n\n" + initial_notice(start)
+
+
+def notice_payload(kind, text, summary, incident_id, severity, status):
+    """The Slack-compatible JSON object posted to the webhook: text (what Slack shows; its first line is the
+    one-line summary, as before), and fields for other consumers."""
+    return {"text": text, "kind": kind, "summary": summary, "incident": incident_id, "severity": severity,
+            "status": status}
+
+
+def parse_notices(value):
+    """The notice kinds to post from the webhook_notices option (a list or a comma-separated string; 'all' is the
+    three, 'none' or empty posts nothing). Returns (kinds, unknown names)."""
+    if value is None:
+        return list(NOTICE_KINDS), []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [str(item).strip().lower() for item in items if str(item).strip()]
+    if "all" in names:
+        return list(NOTICE_KINDS), [n for n in names if n not in NOTICE_KINDS + ("all", "none")]
+    aliases = {"resolution": "resolved", "start": "initial"}
+    kinds = []
+    unknown = []
+    for name in names:
+        name = aliases.get(name, name)
+        if name in NOTICE_KINDS:
+            if name not in kinds:
+                kinds.append(name)
+        elif name != "none":
+            unknown.append(name)
+    return kinds, unknown

@@ -7,6 +7,7 @@ Not a conftest.py: a second module named conftest would shadow tests/conftest.py
 from __future__ import annotations
 
 import http.server
+import json
 import subprocess
 import sys
 import threading
@@ -44,18 +45,19 @@ def make_inventory(base: Path) -> Path:
 
 @pytest.fixture
 def playbook_env(tmp_path, collections_path):
-    """run(playbook, extra_vars=None, check=False, verbosity=0, env=None) -> playbook_runner.PlaybookResult:
+    """run(playbook, extra_vars=None, check=False, verbosity=0, env=None, limit=None) -> PlaybookResult:
     a fixture playbook on the vaulted inventory, from the repository root (so its ansible.cfg enables the
     callback), SRE_INCIDENT_WEBHOOK unset unless env sets it, the Ansible log in run.log."""
     inv = make_inventory(tmp_path)
     incident_dir = tmp_path / "incidents"
     log = tmp_path / "ansible.log"
 
-    def run(playbook, extra_vars=None, check=False, verbosity=0, env=None):
+    def run(playbook, extra_vars=None, check=False, verbosity=0, env=None, limit=None):
         return run_playbook(FIXTURES / playbook, tmp_path=tmp_path, inventory=inv,
                             vault_password_file=tmp_path / "vault-pass", extra_vars=extra_vars, check=check,
-                            verbosity=verbosity, incident_dir=incident_dir, log_path=log,
-                            env=dict({"SRE_INCIDENT_WEBHOOK": None}, **(env or {})))
+                            verbosity=verbosity, incident_dir=incident_dir, log_path=log, limit=limit,
+                            env=dict({"SRE_INCIDENT_WEBHOOK": None, "SRE_INCIDENT_WEBHOOK_NOTICES": None},
+                                     **(env or {})))
 
     run.tmp = tmp_path
     run.incident_dir = incident_dir
@@ -67,7 +69,7 @@ class _Hook(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server API)
         length = int(self.headers.get("Content-Length") or 0)
         self.server.bodies.append(self.rfile.read(length).decode("utf-8"))
-        self.send_response(200)
+        self.send_response(self.server.status)
         self.send_header("Content-Type", "text/plain")
         self.end_headers()
         self.wfile.write(b"ok")
@@ -78,12 +80,14 @@ class _Hook(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def webhook():
-    """A Slack-like webhook on 127.0.0.1 that keeps every body it receives."""
+    """A Slack-like webhook on 127.0.0.1 that keeps every body it receives (and answers server.status, 200)."""
     server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
     server.bodies = []
+    server.status = 200
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.url = "http://127.0.0.1:%d/hook" % server.server_address[1]
+    server.payloads = lambda: [json.loads(body) for body in server.bodies]
     yield server
     server.shutdown()
     server.server_close()

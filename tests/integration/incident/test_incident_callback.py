@@ -39,7 +39,8 @@ def test_full_incident_never_leaks_the_canary(playbook_env, webhook):
 
     record = remediate.last_record()
     assert [r["phase"] for r in record["runs"]] == ["diagnose", "remediate"]
-    assert len(remediate.records(".md")) == 2 and len(webhook.bodies) == 2
+    assert len(remediate.records(".md")) == 2
+    assert [p["kind"] for p in webhook.payloads()] == ["initial", "update", "resolved"]
     assert remediate.log.stat().st_size > 0
     _assert_no_secret(_all_output(remediate, webhook))
 
@@ -47,13 +48,18 @@ def test_full_incident_never_leaks_the_canary(playbook_env, webhook):
 def test_leaked_secret_is_scrubbed_from_record_and_webhook(playbook_env, webhook):
     # The careless task puts the vaulted password into a finding: Ansible's own output shows it
     # (which proves the secret really flowed through a result), the record and the webhook must not.
-    run = playbook_env("sample_remediate.yml", {"leak_me": "{{ sre_db_password }}"}, verbosity=1,
-                       env={"SRE_INCIDENT_WEBHOOK": webhook.url})
+    # As a warning it keeps the incident open (an update, not a resolution) and is the impact of the notices.
+    run = playbook_env("sample_remediate.yml", {"leak_me": "{{ sre_db_password }}", "leak_severity": "warning"},
+                       verbosity=1, env={"SRE_INCIDENT_WEBHOOK": webhook.url})
     assert run.rc == 0, run.stdout + run.stderr
     assert CANARY in run.stdout
     record = run.last_record()
     careless = [f for f in record["findings"] if f["code"] == "careless"]
     assert careless and careless[0]["message"] == "connected with [censored]"
+    payloads = webhook.payloads()
+    assert [p["kind"] for p in payloads] == ["initial", "update"]  # a warning left: not resolved
+    assert "0 critical / 1 warning findings" in payloads[1]["summary"]
+    assert "Impact: connected with [censored] on localhost" in record["communication"]["resolved"]
     parts = _all_output(run, webhook)
     del parts["stdout"], parts["log"]  # Ansible's own output (the log mirrors it)
     _assert_no_secret(parts)
@@ -146,7 +152,13 @@ def test_bad_configuration_never_fails_the_playbook(playbook_env):
     assert "bad configuration" in warnings[0] and "could not write" in warnings[1]
 
 
+def _incident_warnings(run):
+    return [line for line in (run.stdout + run.stderr).splitlines() if "sre.runbooks.incident" in line]
+
+
 def test_unreachable_webhook_only_warns(playbook_env):
+    """A webhook that refuses the connection: one warning for the run (the initial notice failed, the update is not
+    tried), the record is written, the playbook succeeds."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -154,18 +166,97 @@ def test_unreachable_webhook_only_warns(playbook_env):
                                                    "SRE_INCIDENT_WEBHOOK_TIMEOUT": "2"})
     assert run.rc == 0
     assert run.records()
-    assert "webhook POST failed" in run.stdout + run.stderr
+    warnings = _incident_warnings(run)
+    assert len(warnings) == 1 and "webhook POST failed (initial notice" in warnings[0], warnings
     assert "Traceback" not in run.stdout + run.stderr
 
 
+def test_webhook_answering_an_error_only_warns_once(playbook_env, webhook):
+    webhook.status = 503
+    run = playbook_env("sample_diagnose.yml", {"sre_incident_id": "INC-503"}, env={"SRE_INCIDENT_WEBHOOK": webhook.url})
+    assert run.rc == 0, run.stdout + run.stderr
+    warnings = _incident_warnings(run)
+    assert len(warnings) == 1 and "webhook POST failed" in warnings[0] and "503" in warnings[0], warnings
+    assert [p["kind"] for p in webhook.payloads()] == ["initial"]  # the update was not tried after the failure
+    assert run.last_record()["id"] == "INC-503"
+
+
 def test_webhook_payload_is_slack_compatible(playbook_env, webhook):
+    """Every body is a JSON object with text (what Slack shows); the end-of-run body's text starts with the one-line
+    summary that earlier versions posted alone, so their consumers still find it."""
     run = playbook_env("sample_diagnose.yml", {"sre_incident_id": "INC-hook"},
                        env={"SRE_INCIDENT_WEBHOOK": webhook.url})
     assert run.rc == 0
-    assert len(webhook.bodies) == 1
-    body = json.loads(webhook.bodies[0])
-    assert list(body) == ["text"]
-    assert body["text"].startswith("[P1] INC-hook sample/diagnose on localhost")
+    payloads = webhook.payloads()
+    assert [p["kind"] for p in payloads] == ["initial", "update"]
+    for body in payloads:
+        assert set(body) == {"text", "kind", "summary", "incident", "severity", "status"}
+        assert body["text"].startswith(body["summary"] + "\n\n") and body["incident"] == "INC-hook"
+    assert payloads[1]["text"].startswith("[P1] INC-hook sample/diagnose on localhost: ok, 1 critical / 1 warning")
+    assert (payloads[1]["severity"], payloads[1]["status"]) == ("P1", "Identified")
+
+
+def test_notices_open_update_and_resolve_one_incident(playbook_env, webhook):
+    """diagnose opens INC-n: initial (what is known at the start) then update; remediate with the same id resolves
+    it: one resolution, no second initial. No secret in any body, though the alert name carries the canary."""
+    env = {"SRE_INCIDENT_WEBHOOK": webhook.url}
+    diagnose = playbook_env("sample_diagnose.yml", {"sre_incident_id": "INC-n", "sre_alert": "DbFull " + CANARY},
+                            env=env, limit="localhost")
+    assert diagnose.rc == 0, diagnose.stdout + diagnose.stderr
+    initial, update = webhook.payloads()
+    assert initial["kind"] == "initial" and (initial["severity"], initial["status"]) == ("P4", "Investigating")
+    assert initial["summary"].startswith("[P4] INC-n sample/diagnose on localhost: started on alert DbFull [censored]")
+    for line in ("INCIDENT ALERT - P4", "Status: Investigating", "Incident: INC-n",
+                 "Impact: Alert DbFull [censored] is firing; sample/diagnose is assessing it",
+                 "Affected: localhost (limit localhost)", "Runbook: sample/diagnose",
+                 "Severity: P4 (provisional: the P1-P4 scale's default until the findings rate it)"):
+        assert line in initial["text"].splitlines(), line
+    assert update["kind"] == "update" and "INCIDENT UPDATE - P1" in update["text"]
+    assert "Status: Identified" in update["text"] and "ETA Resolution: TBD" in update["text"]
+
+    remediate = playbook_env("sample_remediate.yml", {"sre_incident_id": "INC-n"}, env=env)
+    assert remediate.rc == 0, remediate.stdout + remediate.stderr
+    payloads = webhook.payloads()
+    assert [p["kind"] for p in payloads] == ["initial", "update", "resolved"]
+    resolved = payloads[2]
+    assert (resolved["severity"], resolved["status"]) == ("P1", "Resolved")
+    assert resolved["summary"] == resolved["text"].splitlines()[0]
+    lines = resolved["text"].splitlines()
+    assert "INCIDENT RESOLVED - P1" in lines and "Incident: INC-n" in lines
+    assert any(line.startswith("Resolved At: 20") for line in lines)
+    assert any(line.startswith("Total Duration: ") and line.endswith(" minutes") for line in lines)
+    assert "Root Cause: [to confirm] too_many_connections: 98 of 100 connections used on appdb" in lines
+    assert "Actions Taken: Terminate idle sessions (localhost)" in lines
+    _assert_no_secret(_all_output(remediate, webhook))
+
+
+def test_notices_of_runbook_002s_app_and_the_override(playbook_env, webhook):
+    """Hosts of sme-booking-app (runbook 002) get 002's response template; sre_severity is the start's severity."""
+    (playbook_env.tmp / "inventory" / "group_vars" / "all" / "app.yml").write_text(
+        "---\nsre_app_name: sme-booking-app\n")
+    run = playbook_env("sample_diagnose.yml", {"sre_severity": "P2"}, env={"SRE_INCIDENT_WEBHOOK": webhook.url})
+    assert run.rc == 0, run.stdout + run.stderr
+    initial, update = webhook.payloads()
+    assert initial["incident"] == update["incident"] == run.last_record()["id"]
+    lines = initial["text"].splitlines()
+    assert "INCIDENT RESPONSE - sme-booking-app" in lines and "SEVERITY: HIGH (P2)" in lines
+    assert "STATUS: INVESTIGATING" in lines and "- Hosts Affected: localhost" in lines
+    lines = update["text"].splitlines()
+    assert "INCIDENT RESPONSE - sme-booking-app" in lines and "STATUS: INVESTIGATING" in lines
+    assert "[to confirm] too_many_connections: 98 of 100 connections used on appdb" in lines
+    assert run.last_record()["apps"] == ["sme-booking-app"]
+
+
+def test_webhook_notices_chooses_what_is_posted(playbook_env, webhook):
+    env = {"SRE_INCIDENT_WEBHOOK": webhook.url, "SRE_INCIDENT_WEBHOOK_NOTICES": "resolved,bogus"}
+    diagnose = playbook_env("sample_diagnose.yml", {"sre_incident_id": "INC-only"}, env=env)
+    assert diagnose.rc == 0, diagnose.stdout + diagnose.stderr
+    assert webhook.bodies == []
+    warnings = _incident_warnings(diagnose)
+    assert len(warnings) == 1 and "webhook_notices: ignoring bogus" in warnings[0], warnings
+    remediate = playbook_env("sample_remediate.yml", {"sre_incident_id": "INC-only"}, env=env)
+    assert remediate.rc == 0
+    assert [p["kind"] for p in webhook.payloads()] == ["resolved"]
 
 
 def test_record_can_be_switched_off(playbook_env):

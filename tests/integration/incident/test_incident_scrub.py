@@ -40,9 +40,10 @@ def test_pattern_secrets_never_reach_record_markdown_or_webhook(playbook_env, we
 
     json_text = run.records()[-1].read_text()
     markdown = run.records(".md")[-1].read_text()
-    assert len(webhook.bodies) == 1
-    payload = webhook.bodies[0]
-    for name, text in (("JSON record", json_text), ("Markdown record", markdown), ("webhook", payload)):
+    assert [json.loads(body)["kind"] for body in webhook.bodies] == ["initial", "update"]
+    payload = webhook.bodies[1]
+    for name, text in (("JSON record", json_text), ("Markdown record", markdown), ("initial notice", webhook.bodies[0]),
+                       ("update notice", payload)):
         for canary in CANARIES:
             assert canary not in text, "%r found in the %s" % (canary, name)
 
@@ -72,4 +73,6 @@ def test_pattern_secrets_never_reach_record_markdown_or_webhook(playbook_env, we
     assert "postgresql://app:***@db.internal:5432/app" in markdown and "token-service: active" in markdown
     text = json.loads(payload)["text"]
     assert text.startswith("[P1] INC-patterns sample/diagnose on localhost")
-    assert text.endswith("by svc-deploy via https://svc:***@awx.example")
+    assert text.splitlines()[0].endswith("by svc-deploy via https://svc:***@awx.example")
+    initial = json.loads(webhook.bodies[0])
+    assert initial["summary"].endswith("by svc-deploy via https://svc:***@awx.example")
