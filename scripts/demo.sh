@@ -26,20 +26,36 @@ lab/break.sh stop-app
 
 limit=lab-systemd
 common=(-i inventories/lab -l "$limit" -e "sre_incident_id=$incident")
+# The full Ansible output goes to one log file; the screen gets one line per run, then the record's summary.
+log="$here/build/demo/ansible.log"
+mkdir -p "$(dirname "$log")" && : > "$log"
+step() { # step <label> <ansible-playbook args...>: run it into the log, print one line from its recap
+  local label=$1 t rc from recap; shift
+  t=$(date +%s)
+  printf '\n===== %s: ansible-playbook %s\n' "$label" "$*" >> "$log"
+  from=$(wc -l < "$log")
+  if ansible-playbook "$@" >> "$log" 2>&1; then rc=0; else rc=$?; fi
+  recap=$(tail -n +"$from" "$log" | sed -n '/^PLAY RECAP/,$p' | grep -m1 "^$limit " | tr -s ' ' || true)
+  printf '  %-34s rc=%s in %3ss  %s\n' "$label" "$rc" "$(( $(date +%s) - t ))" "${recap#"$limit" : }"
+  [ "$rc" -eq 0 ] || { echo "  (that run failed: its output is in $log)"; return "$rc"; }
+}
 
-say "4/6 diagnose (read-only)"
-ansible-playbook "${common[@]}" playbooks/app_down_diagnose.yml || true
-ansible-playbook "${common[@]}" playbooks/db_connections_diagnose.yml || true
+say "4/6 diagnose (read-only): the app's status, logs, port and health; the database's sessions"
+# a diagnose that finds the app down ends non-zero on purpose (a critical finding): the demo goes on
+step "app_down diagnose (--check)" "${common[@]}" --check playbooks/app_down_diagnose.yml || true
+step "db_connections diagnose (--check)" "${common[@]}" --check playbooks/db_connections_diagnose.yml || true
 
 say "5/6 remediate (confirmed)"
 # The filler's sessions are seconds old: end idle sessions older than 5 s (default 10m), then restart
 # the app through the target interface so its pool reconnects (this also starts the stopped unit).
-ansible-playbook "${common[@]}" -e sre_confirm=yes -e db_connections_idle_after=5s \
+step "db_connections remediate" "${common[@]}" -e sre_confirm=yes -e db_connections_idle_after=5s \
   -e db_connections_restart_app=true playbooks/db_connections_remediate.yml
 # app_down verifies what is left: the app answers, so nothing more is changed.
-ansible-playbook "${common[@]}" -e sre_confirm=yes playbooks/app_down_remediate.yml
+step "app_down remediate" "${common[@]}" -e sre_confirm=yes playbooks/app_down_remediate.yml
 
 say "6/6 the incident record"
 "$venv/bin/python" scripts/incident_summary.py "$SRE_INCIDENT_DIR"
 echo
-echo "lab ready in $((t_lab - t0))s; demo done in $(( $(date +%s) - t0 ))s; records: $SRE_INCIDENT_DIR"
+echo "lab ready in $((t_lab - t0))s; demo done in $(( $(date +%s) - t0 ))s"
+echo "full Ansible output: $log"
+echo "incident records (JSON and Markdown with the notices and a post-mortem skeleton): $SRE_INCIDENT_DIR"

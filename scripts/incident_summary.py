@@ -24,6 +24,20 @@ def newest_records(directory: Path) -> list[dict]:
     return [pair[1] for pair in by_id.values()]
 
 
+def _state_line(state) -> str:
+    """The target status in a few words: state, health, release."""
+    if not isinstance(state, dict):
+        return "not read"
+    health = state.get("health") or {}
+    words = ["%s %s" % (state.get("kind", "?"), state.get("state", "?"))]
+    if health.get("url"):
+        words.append("health %s" % (health.get("status") if health.get("ok") else "failing"))
+    release = (state.get("release") or {}).get("id")
+    if release:
+        words.append("release %s" % release)
+    return ", ".join(words)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__.strip(), file=sys.stderr)
@@ -55,6 +69,9 @@ def main(argv: list[str]) -> int:
             print("  failures (%d):" % len(failures))
             for event in failures:
                 print("    [%s] %-12s %s: %s" % (event["time"][11:19], event["host"], event["task"][:60], event["message"][:100]))
+        for host, state in sorted((record.get("state") or {}).items()):
+            print("  state of %s: before %s; after %s" % (host, _state_line(state.get("before")),
+                                                         _state_line(state.get("after"))))
         print("  full record: %s/*-%s.md" % (directory, record["id"]))
     return 0
 
