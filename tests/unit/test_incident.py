@@ -171,6 +171,7 @@ def test_communication_diagnose_and_resolution():
     assert "Status: Identified" in notes["update"] and "Duration: 30 minutes" in notes["update"]
     assert "Resolved At: [not resolved yet]" in notes["resolved"]
     assert "Root Cause: [to confirm] saturation: 99% used" in notes["resolved"]
+    assert "Actions Taken: None yet" in notes["resolved"]
 
     fixed = _record(phase="remediate", run_index=2, timeline=[
         {"time": "2024-05-01T12:20:00Z", "run": 2, "kind": "action", "host": "db1", "task": "Terminate idle"}])
@@ -228,3 +229,136 @@ def test_the_process_state_ranks_between_a_root_cause_and_the_symptoms():
     assert causes["a"]["code"] == "release_unhealthy"
     # with no root cause beside it the stopped process is the cause, not the failed health check
     assert causes["b"]["code"] == "app_stopped"
+
+
+def _start(**extra):
+    start = {"id": "INC-7", "runbook": "app_down", "phase": "diagnose", "severity": "P4", "severity_source": "default",
+             "severity_scale": "P1-P4", "started": "2024-05-01T12:00:00Z", "hosts": ["web1", "web2"], "limit": "web*",
+             "alert": "AppDown", "apps": ["saasresto"], "check_mode": False, "operator": {"user": "bob"}}
+    start.update(extra)
+    return start
+
+
+def test_initial_notice_003_with_what_is_known_at_the_start():
+    text = inc.start_notice(_start())
+    lines = text.splitlines()
+    assert lines[0] == "[P4] INC-7 app_down/diagnose on web1, web2: started on alert AppDown, status Investigating, by bob"
+    assert lines[1] == "" and lines[2] == "INCIDENT ALERT - P4"
+    for line in ("Status: Investigating", "Incident: INC-7", "Started: 2024-05-01T12:00:00Z",
+                 "Impact: Alert AppDown is firing; app_down/diagnose is assessing it", "Affected: web1, web2 (limit web*)",
+                 "Severity: P4 (provisional: the P1-P4 scale's default until the findings rate it)",
+                 "Runbook: app_down/diagnose", "We are investigating and will provide updates every 15 minutes."):
+        assert line in lines, line
+    text = inc.initial_notice(_start(alert=None, limit=None, hosts=[], severity="P2", severity_source="override",
+                                     check_mode=True))
+    for line in ("INCIDENT ALERT - P2", "Impact: Being assessed by app_down/diagnose (check mode)",
+                 "Affected: [none matched yet]", "Severity: P2 (set by sre_severity)"):
+        assert line in text.splitlines(), line
+    many = inc.initial_notice(_start(hosts=["h%d" % i for i in range(25)], limit=None))
+    assert "Affected: h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, h13, h14, h15, h16, h17, h18, h19 and 5 more" \
+        in many.splitlines()
+
+
+def test_initial_notice_002_for_sme_booking_app():
+    lines = inc.initial_notice(_start(apps=["sme-booking-app"], severity="P1", severity_source="override")).splitlines()
+    assert lines[:2] == ["INCIDENT RESPONSE - sme-booking-app", "================================"]
+    for line in ("TIME: 2024-05-01T12:00:00Z", "SEVERITY: CRITICAL (P1)", "STATUS: INVESTIGATING", "INCIDENT: INC-7",
+                 "- Features Down: Alert AppDown is firing; app_down/diagnose is assessing it",
+                 "- Hosts Affected: web1, web2 (limit web*)", "[Under investigation]", "- None yet", "- Recovery ETA: TBD",
+                 "[12:00] - Incident opened by app_down/diagnose, run by bob"):
+        assert line in lines, line
+    # runbook 001's scale names its levels the same way
+    assert "SEVERITY: CRITICAL (P0)" in inc.initial_notice(
+        _start(apps=["sme-booking-app"], severity="P0", severity_scale="P0-P3"))
+
+
+@pytest.mark.parametrize("apps,expected", [
+    (["sme-booking-app"], "002"), (["sme-booking-app", "sme-booking-app"], "002"), (["saasresto"], "003"),
+    (["sme-booking-app", "saasresto"], "003"), ([], "003"), (None, "003"),
+])
+def test_notice_template(apps, expected):
+    assert inc.notice_template(apps) == expected
+
+
+def test_default_severity_is_the_scales_lowest():
+    assert (inc.default_severity(), inc.default_severity("P0-P3"), inc.default_severity("bogus")) == ("P4", "P3", "P4")
+
+
+def test_notice_kind():
+    assert inc.notice_kind(_record()) == "update"  # a diagnose never resolves
+    fixed = _record(phase="remediate", run_index=2, check_mode=False)
+    assert inc.notice_kind(fixed) == "resolved"
+    assert inc.notice_kind(dict(fixed, check_mode=True)) == "update"  # nothing changed in check mode
+    assert inc.notice_kind(dict(fixed, outcome="failed")) == "update"
+    assert inc.notice_kind(dict(fixed, findings=[dict(fixed["findings"][0], run=2)])) == "update"
+
+
+def test_end_notice_update_and_resolution_003():
+    kind, text = inc.end_notice(_record())
+    assert kind == "update"
+    lines = text.splitlines()
+    assert lines[0] == inc.chat_text(_record()) and lines[1] == ""
+    assert "INCIDENT UPDATE - P2" in lines and "Status: Identified" in lines and "ETA Resolution: TBD" in lines
+    fixed = _record(phase="remediate", run_index=2, check_mode=False, timeline=[
+        {"time": "2024-05-01T12:20:00Z", "run": 2, "kind": "action", "host": "db1", "task": "Terminate idle"}])
+    kind, text = inc.end_notice(fixed)
+    assert kind == "resolved"
+    for line in ("INCIDENT RESOLVED - P2", "Resolved At: 2024-05-01T12:30:00Z", "Total Duration: 30 minutes",
+                 "Root Cause: [to confirm] saturation: 99% used", "Impact: 99% used on db1",
+                 "Actions Taken: Terminate idle (db1)", "Post-mortem will be shared within 24 hours."):
+        assert line in text.splitlines(), line
+    # the kind can be asked for
+    assert inc.end_notice(fixed, "update")[1].splitlines()[2] == "INCIDENT UPDATE - P2"
+
+
+def test_end_notice_002():
+    runs = [{"runbook": "db_connections", "phase": "diagnose", "outcome": "ok", "ended": "2024-05-01T12:05:00Z"},
+            {"runbook": "db_connections", "phase": "remediate", "outcome": "ok", "ended": "2024-05-01T12:30:00Z"}]
+    rate = {"run": 1, "host": "app1", "severity": "critical", "code": "error_rate_over_threshold",
+            "message": "nginx: 12.5 % of 400 requests failed"}
+    diagnose = _record(apps=["sme-booking-app"], severity_scale="P1-P4", runs=runs[:1],
+                       findings=_record()["findings"] + [rate])
+    kind, text = inc.end_notice(diagnose)
+    lines = text.splitlines()
+    assert kind == "update" and lines[2] == "INCIDENT RESPONSE - sme-booking-app"
+    for line in ("SEVERITY: HIGH (P2)", "STATUS: INVESTIGATING", "[to confirm] saturation: 99% used",
+                 "- Error Rate: nginx: 12.5 % of 400 requests failed", "- Recovery ETA: TBD", "[12:05] - db_connections/diagnose: ok"):
+        assert line in lines, line
+    fixed = _record(apps=["sme-booking-app"], phase="remediate", run_index=2, check_mode=False, runs=runs, timeline=[
+        {"time": "2024-05-01T12:20:00Z", "run": 2, "kind": "action", "host": "db1", "task": "Terminate idle"}])
+    kind, text = inc.end_notice(fixed)
+    lines = text.splitlines()
+    assert kind == "resolved"
+    for line in ("TIME: 2024-05-01T12:30:00Z", "STATUS: RESOLVED", "- Terminate idle on db1 at 12:20",
+                 "- Error Rate: [not measured by this run]", "- Recovery ETA: resolved",
+                 "[12:30] - db_connections/remediate: ok", "[12:30] - Resolved after 30 minutes"):
+        assert line in lines, line
+    failing = dict(fixed, outcome="failed")
+    assert "STATUS: MITIGATING" in inc.end_notice(failing)[1].splitlines()
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, (["initial", "update", "resolved"], [])),
+    (["initial", "update", "resolved"], (["initial", "update", "resolved"], [])),
+    ("resolved, initial", (["resolved", "initial"], [])),
+    (["Resolution", "start", "update", "update"], (["resolved", "initial", "update"], [])),
+    (["all"], (["initial", "update", "resolved"], [])),
+    (["none"], ([], [])), ([], ([], [])), ("", ([], [])),
+    (["update", "bogus"], (["update"], ["bogus"])),
+])
+def test_parse_notices(value, expected):
+    assert inc.parse_notices(value) == expected
+
+
+def test_notice_payload_is_slack_compatible_and_scrubs_like_the_record():
+    scrub = inc.Scrubber()
+    scrub.add("Vaulted-Secret-42")
+    kind, text = inc.end_notice(_record(hosts=["db1"], operator={"user": "https://u:UrlPw-99@awx"},
+                                        findings=[dict(_record()["findings"][0], message="login Vaulted-Secret-42")]),
+                                "resolved")
+    payload = scrub.data(inc.notice_payload(kind, text, inc.chat_text(_record()), "INC-9", "P2", "Identified"))
+    assert set(payload) == {"text", "kind", "summary", "incident", "severity", "status"}
+    assert payload["kind"] == "resolved" and payload["incident"] == "INC-9"
+    assert "Impact: login [censored] on db1" in payload["text"].splitlines()
+    assert "Vaulted-Secret-42" not in str(payload) and "UrlPw-99" not in str(payload)
+    assert "by https://u:***@awx" in payload["text"].splitlines()[0]
