@@ -237,6 +237,7 @@ class CallbackModule(CallbackBase):
         self._incident_id = None
         self._started_run = False  # the start of the run (first play) was handled
         self._notices_warned = False
+        self._unreadable = set()  # records _previous warned about
         self._webhook_dead = False  # a POST failed: the run tries no more (one warning, one timeout at most)
 
     # -- configuration -------------------------------------------------------------------------------
@@ -474,7 +475,9 @@ class CallbackModule(CallbackBase):
                 with open(path, encoding="utf-8") as handle:
                     data = json.load(handle)
             except (OSError, ValueError) as exc:
-                self._display.warning("sre.runbooks.incident: ignoring unreadable record %s: %s" % (path, to_text(exc)))
+                if path not in self._unreadable:  # read at the start (initial notice) and at the end: one warning
+                    self._unreadable.add(path)
+                    self._display.warning("sre.runbooks.incident: ignoring unreadable record %s: %s" % (path, to_text(exc)))
                 continue
             if isinstance(data, dict) and data.get("id") == incident_id:
                 return data

@@ -278,3 +278,16 @@ def test_secret_like_unit_names_do_not_censor_plain_words(playbook_env):
     markdown = run.records(".md")[-1].read_text()
     assert "saasresto.service is stopped" in markdown and "/run/secrets/token-file" not in markdown
     _assert_no_secret(_all_output(run))
+
+
+def test_unreadable_record_of_the_incident_warns_once(playbook_env, webhook):
+    """A broken record with the incident's id: read at the start (is the incident new?) and at the end (continue its
+    timeline?), ignored both times with one warning; the run opens the incident."""
+    playbook_env.incident_dir.mkdir()
+    (playbook_env.incident_dir / "20240101T000000Z-sample-diagnose-INC-bad.json").write_text("{not json")
+    run = playbook_env("sample_diagnose.yml", {"sre_incident_id": "INC-bad"}, env={"SRE_INCIDENT_WEBHOOK": webhook.url})
+    assert run.rc == 0, run.stdout + run.stderr
+    warnings = _incident_warnings(run)
+    assert len(warnings) == 1 and "ignoring unreadable record" in warnings[0], warnings
+    assert [p["kind"] for p in webhook.payloads()] == ["initial", "update"]
+    assert run.last_record()["run_index"] == 1
