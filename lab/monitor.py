@@ -133,6 +133,13 @@ class Stack:
             (self.dir / name).write_text("# rendered by lab/monitor.py for the lab: do not edit\n"
                                          + yaml.safe_dump(data, sort_keys=False))
         shutil.copyfile(REPO / "extensions" / "prometheus" / "blackbox.yml", self.dir / "blackbox.yml")
+        # ansible-rulebook copies the inventory into each run's private directory: the lab inventory's own paths
+        # (sre_lab_root, relative to inventory_dir) are made absolute in the copy it is given
+        inventory = self.dir / "inventory"
+        shutil.rmtree(inventory, ignore_errors=True)
+        shutil.copytree(REPO / "inventories" / "lab", inventory)
+        all_vars = inventory / "group_vars" / "all" / "main.yml"
+        all_vars.write_text(all_vars.read_text().replace('"{{ inventory_dir }}/../../lab"', '"%s"' % (REPO / "lab")))
         # the exporter's password: a 0600 file, never its argv or environment
         pass_file = self.dir / LAB_PASSWORD_FILE_NAME
         fd = os.open(pass_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -183,7 +190,7 @@ class Stack:
                             "--storage.tsdb.path=%s" % (d / "prometheus-data"),
                             "--web.listen-address=127.0.0.1:%d" % p["prometheus"]], {}),
             "rulebook": ([str(self.venv_bin / "ansible-rulebook"), "--rulebook", str(d / "rulebook.yml"),
-                          "-i", str(REPO / "inventories" / "lab"), "-v"], rulebook_env),
+                          "-i", str(d / "inventory"), "-v"], rulebook_env),
         }
 
     def _pid(self, name):
