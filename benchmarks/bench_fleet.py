@@ -34,7 +34,6 @@ checks none is left at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import signal
@@ -62,6 +61,7 @@ PLAYBOOKS = [("app_down", "app_down_diagnose"), ("db_connections", "db_connectio
 GOAL_ONE_S = 3.0
 GOAL_FLEET_RATIO = 3.0
 PLAY_TIMEOUT = 1800
+CFG_FORKS = int((re.findall(r"^forks\s*=\s*(\d+)", (REPO / "ansible.cfg").read_text(), re.M) or ["5"])[0])
 GROUP_VARS = yaml.safe_load((LAB_INVENTORY / "group_vars" / "cookcam.yml").read_text())
 HEALTH_URL = GROUP_VARS["sre_app_health_url"]
 APP = GROUP_VARS["sre_app_name"]
@@ -208,8 +208,8 @@ class Fleet:
             raise BenchError("%d light target(s) not healthy in %d s (%s ...): %s" % (
                 len(bad), wait_s, bad[0], (tail.stdout + tail.stderr).strip().replace("\n", " | ")[-300:]))
         if len(self.addresses) != len(self.names):
-            raise BenchError("%d of %d light targets have an address on %s" % (len(self.addresses), len(self.names),
-                                                                              NETWORK))
+            raise BenchError("%d of %d light targets have an address on %s"
+                             % (len(self.addresses), len(self.names), NETWORK))
 
     def db_sessions(self):
         if not self.addresses:
@@ -352,8 +352,8 @@ def measure(args, fleet, base):
                 took, bad = time_commands(allh, commands)
                 b_all.append(took)
                 failed += bad
-        log("  baseline %s: one host %s, %d hosts %s" % (key, ", ".join("%.2f s" % t for t in b_one), len(allh),
-                                                        ", ".join("%.2f s" % t for t in b_all)))
+        log("  baseline %s: one host %s, %d hosts %s"
+            % (key, ", ".join("%.2f s" % t for t in b_one), len(allh), ", ".join("%.2f s" % t for t in b_all)))
         results[key]["base_one"], results[key]["base_all"] = b_one, b_all
         if failed:
             notes.append("baseline %s: %d command(s) exited non-zero" % (key, failed))
@@ -362,8 +362,7 @@ def measure(args, fleet, base):
 
 def report(args, results, notes, summaries, one_runs, fleet_runs, sessions_left):
     hosts = args.hosts
-    forks = args.forks or "%s (ansible.cfg)" % re.search(r"^forks\s*=\s*(\d+)", (REPO / "ansible.cfg").read_text(),
-                                                        re.M).group(1)
+    forks = args.forks or "%d (ansible.cfg)" % CFG_FORKS
     log("")
     log("hosts = %d light targets (pm2 twin of cookcam-api, no systemd), forks = %s, --check; medians of %d run(s) "
         "on one host and %d on %d hosts" % (hosts, forks, one_runs, fleet_runs, hosts))
@@ -420,7 +419,7 @@ def main(argv=None):
     fleet, base, sessions_left = None, None, None
     try:
         image = check_lab()
-        need = args.hosts + (args.forks or 10) + 2
+        need = args.hosts + (args.forks or CFG_FORKS) + 2
         free = free_connections()
         if free < need:
             raise BenchError("the lab's PostgreSQL on %s has %d free connections; %d twins and the forks need %d "
