@@ -165,8 +165,11 @@ def make_custom(out_path, rows):
         shutil.rmtree(base, ignore_errors=True)
 
 
+LAST_CPU = [0.0]  # CPU seconds (user + sys) of the last process timed() ran: printed beside the wall times
+
+
 def timed(argv, env=None, stdout=subprocess.DEVNULL):
-    """Run argv, return (seconds, max RSS in MiB of that process, rc, output)."""
+    """Run argv, return (seconds, max RSS in MiB of that process, rc, output); its CPU time goes to LAST_CPU."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE if stdout is None else stdout, stderr=subprocess.PIPE, env=env)
     out = proc.stdout.read() if proc.stdout else b""
@@ -174,6 +177,7 @@ def timed(argv, env=None, stdout=subprocess.DEVNULL):
     dummy_pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     return elapsed, usage.ru_maxrss / 1024.0, proc.returncode, out + err
 
 
@@ -213,21 +217,32 @@ def run_tool_once(argv):
 
 def compare(path, baselines, runs):
     """Run the module and every baseline argv in turn, runs times; return the median seconds of each,
-    the module's peak RSS and its last result."""
+    the module's peak RSS and its last result (the CPU seconds of every run go to CPU_TIMES)."""
     argv, env, argfile = module_cmd({"path": str(path), "depth": "full"})
     times = {"ours": []}
     times.update((name, []) for name in baselines)
+    CPU_TIMES.clear()
     peak, result = 0.0, None
     try:
         for dummy in range(runs):
             for name, tool in baselines.items():
                 times[name].append(run_tool_once(tool))
+                CPU_TIMES.setdefault(name, []).append(LAST_CPU[0])
             elapsed, rss, result = run_module_once(argv, env)
+            CPU_TIMES.setdefault("ours", []).append(LAST_CPU[0])
             times["ours"].append(elapsed)
             peak = max(peak, rss)
     finally:
         os.unlink(argfile)
     return dict((name, median(values)) for name, values in times.items()), times, peak, result
+
+
+CPU_TIMES = {}  # name -> CPU seconds of each run in the last compare()
+
+
+def cpu_note(name):
+    """'; CPU 0.61s' (median user+sys of the runs): the wall time above it includes waiting for other load."""
+    return "; CPU %.2fs" % median(CPU_TIMES[name]) if CPU_TIMES.get(name) else ""
 
 
 def ensure_link():
@@ -276,12 +291,12 @@ def main():
     med, times, peak, res = compare(plain, baselines, opts.runs)
     log("plain gzip dump: %s, %.0f MiB compressed, %.0f MiB uncompressed, %d COPY blocks, median of %d run(s)"
         % (plain.name, plain.stat().st_size / MIB, res["uncompressed_bytes"] / MIB, res["data_blocks"], opts.runs))
-    log("  backup_verify depth=full (+sha256, COPY/footer checks): %.2fs  (runs: %s)"
-        % (med["ours"], " ".join("%.2f" % t for t in times["ours"])))
+    log("  backup_verify depth=full (+sha256, COPY/footer checks): %.2fs  (runs: %s%s)"
+        % (med["ours"], " ".join("%.2f" % t for t in times["ours"]), cpu_note("ours")))
     for name in baselines:
         ratio = med["ours"] / med[name]
         goal = goals.get(name)
-        log("  baseline %s: %.2fs  (runs: %s)" % (name, med[name], " ".join("%.2f" % t for t in times[name])))
+        log("  baseline %s: %.2fs  (runs: %s%s)" % (name, med[name], " ".join("%.2f" % t for t in times[name]), cpu_note(name)))
         log("  ratio = ours / %s = %.2f (%s); best run / best run = %.2f (the least disturbed by other load)"
             % (name, ratio, "goal <= %.1f" % goal if goal else "reported", min(times["ours"]) / min(times[name])))
         if goal and ratio > goal:
@@ -298,9 +313,9 @@ def main():
         ratio = med["ours"] / med["pg_restore"]
         log("custom dump: %s, %.0f MiB, %.0f MiB of data, %d data blocks"
             % (custom.name, custom.stat().st_size / MIB, res["uncompressed_bytes"] / MIB, res["data_blocks"]))
-        log("  baseline pg_restore -f /dev/null: %.2fs (runs: %s)   backup_verify depth=full: %.2fs (runs: %s)"
-            % (med["pg_restore"], " ".join("%.2f" % t for t in times["pg_restore"]), med["ours"],
-               " ".join("%.2f" % t for t in times["ours"])))
+        log("  baseline pg_restore -f /dev/null: %.2fs (runs: %s%s)   backup_verify depth=full: %.2fs (runs: %s%s)"
+            % (med["pg_restore"], " ".join("%.2f" % t for t in times["pg_restore"]), cpu_note("pg_restore"), med["ours"],
+               " ".join("%.2f" % t for t in times["ours"]), cpu_note("ours")))
         log("  ratio = ours / pg_restore = %.2f (goal <= 0.7)" % ratio)
         log("  peak RSS of the module process = %.1f MiB" % peak_c)
         if ratio > 0.7:

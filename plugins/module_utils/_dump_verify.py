@@ -50,6 +50,8 @@ FORMATS = ("auto", "plain", "custom", "directory", "tar")
 # thread coming back from a GIL-free call (read, sha256, inflate) waits for it up to the switch interval
 # (5 ms by default, longer than one call's work); a short interval hands it back within a scan step.
 SWITCH_INTERVAL = 0.0005
+# inflating in a thread of its own (beside reading+sha256 and the checks); false: in the checking thread
+INFLATE_THREAD = True
 TRIAL_KEYS = ("ok", "tables", "rows", "duration_s", "database", "skipped", "error", "missing", "cleanup_error")
 
 
@@ -234,7 +236,7 @@ class Verifier:
                 raise DumpError("unsupported_compression", "the file is %s-compressed; this module verifies "
                                 "gzip, bzip2 and xz (decompress it first)" % compression)
             stream_src = raw_iter() if compression == "none" else Decompressed(raw_iter(), compression)
-            if compression != "none" and not quick and self.threads:
+            if compression != "none" and not quick and self.threads and INFLATE_THREAD:
                 threads.append(Prefetch(stream_src))
                 chunks = iter(threads[-1])
             else:

@@ -303,7 +303,6 @@ from ansible_collections.sre.runbooks.plugins.module_utils._common import (
     should_fail,
 )
 from ansible_collections.sre.runbooks.plugins.module_utils._dump_verify import FORMATS, Verifier, empty_result
-from ansible_collections.sre.runbooks.plugins.module_utils._restore import HAS_PSYCOPG2, trial_restore
 from ansible_collections.sre.runbooks.plugins.module_utils._postgres import postgres_argument_spec
 
 
@@ -342,8 +341,15 @@ def main():
         bad_option("Checking the options: %s" % exc)
     if p["max_size_drop_pct"] is not None and not 0 <= p["max_size_drop_pct"] <= 100:
         bad_option("Checking the options: max_size_drop_pct must be between 0 and 100")
-    if p["trial_restore"] and not HAS_PSYCOPG2:
-        bad_option(missing_required_lib("psycopg2", reason="for trial_restore"))
+    trial_restore = None
+    if p["trial_restore"]:
+        # the restore code (and psycopg2) is imported only for a trial restore: the file checks start sooner
+        from ansible_collections.sre.runbooks.plugins.module_utils._restore import (  # pylint: disable=import-outside-toplevel
+            HAS_PSYCOPG2,
+            trial_restore,
+        )
+        if not HAS_PSYCOPG2:
+            bad_option(missing_required_lib("psycopg2", reason="for trial_restore"))
     if p["trial_restore_jobs"] < 1:
         bad_option("Checking the options: trial_restore_jobs must be at least 1")
 
