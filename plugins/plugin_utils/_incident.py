@@ -655,8 +655,8 @@ def initial_notice(start):
             severity=start.get("severity"), scale=start.get("severity_scale"), status="INVESTIGATING",
             incident=start.get("id"), impact=impact, affected=_affected(start), root="[Under investigation]",
             actions=[], error_rate="[not measured yet]", eta="TBD", next_steps=[NEXT_STEPS["Investigating"]],
-            updates=["[%s] - Incident opened by %s, run by %s" % (_hhmm(start.get("started")), runbook,
-                                                                    _by(start.get("operator") or {}))])
+            updates=["[%s] - Incident opened by %s, run by %s"
+                     % (_hhmm(start.get("started")), runbook, _by(start.get("operator") or {}))])
     return "\n".join([
         "INCIDENT ALERT - %s" % start.get("severity"),
         "",

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 
 from incident_support import CANARY, VAULT_PASSWORD, playbook_env, webhook  # noqa: F401  pylint: disable=unused-import
