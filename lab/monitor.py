@@ -313,18 +313,37 @@ class Stack:
         def left():
             return max(1.0, end - time.monotonic())
 
+        checks = {
+            "firing": lambda: bool(mine(self.alerts())),
+            "posted": lambda: self.am_webhook_counts()["total"] > posted_before,
+            # the diagnose playbook's first play has begun (ansible-rulebook prints the run's output in its log)
+            "job_start": lambda: "App down - diagnose" in _tail(self.dir / "rulebook.log", log_offset),
+            "healthy": lambda: _get(health) is not None,
+            "resolved": lambda: not mine(self.alerts()) and not mine(self.am_alerts()),
+        }
+        order = list(checks)
+
+        def poll():
+            """Each stage's first moment, all watched at once; a stage counts only after the one before it (and
+            the resolution only after the firing: it may come before the health URL answers again)."""
+            for index, name in enumerate(order):
+                if name in marks:
+                    continue
+                ready = "firing" in marks if name == "resolved" else (index == 0 or order[index - 1] in marks)
+                if ready and checks[name]():
+                    marks[name] = round(time.monotonic() - t0, 1)
+            return len(marks) == len(order) + 1
+
+        if not _wait(poll, left(), 0.5):
+            missing = [name for name in order if name not in marks]
+            raise MonitorError("the loop stopped before %s (marks so far: %s); logs in %s"
+                               % (", ".join(missing), marks, self.dir))
+
         def mark(name, predicate):
             if not _wait(predicate, left(), 0.5):
                 raise MonitorError("the loop stopped before '%s' (marks so far: %s); logs in %s"
                                    % (name, marks, self.dir))
             marks[name] = round(time.monotonic() - t0, 1)
-
-        mark("firing", lambda: mine(self.alerts()))
-        mark("posted", lambda: self.am_webhook_counts()["total"] > posted_before)
-        # the diagnose playbook's first play has begun (ansible-rulebook prints the run's output in its log)
-        mark("job_start", lambda: "App down - diagnose" in _tail(self.dir / "rulebook.log", log_offset))
-        mark("healthy", lambda: _get(health) is not None)
-        mark("resolved", lambda: not mine(self.alerts()) and not mine(self.am_alerts()))
 
         def new_records():
             return [json.loads(p.read_text()) for p in self.records() if p not in records_before]
@@ -399,7 +418,9 @@ def print_loop(result):
     print("  fault -> firing (Prometheus, AppDown for 1m) %6.1f s" % stages["fault_to_firing"])
     print("  firing -> job start (Alertmanager -> rulebook) %6.1f s" % stages["firing_to_job_start"])
     print("  job start -> healthy (app_down diagnose+remediate) %6.1f s" % stages["job_start_to_healthy"])
-    print("  healthy -> resolved (Prometheus and Alertmanager) %6.1f s" % stages["healthy_to_resolved"])
+    print("  healthy -> resolved (Prometheus and Alertmanager) %6.1f s%s" % (
+        stages["healthy_to_resolved"], "  (resolved before the health URL answered: /metrics came back first)"
+        if stages["healthy_to_resolved"] < 0 else ""))
     print("  fault -> resolved %6.1f s" % result["marks_s"]["resolved"])
     print("  webhook posts %d, failed %d" % (result["webhook_posts"], result["webhook_failed"]))
     for record in result["records"]:

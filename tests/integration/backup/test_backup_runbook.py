@@ -58,7 +58,7 @@ def test_remediate_takes_verifies_places_and_rotates(backup_env, corpus):
     assert "delete 2 old backup(s)" in out and "Not confirmed" in out, out
     assert sorted(p.name for p in backups.iterdir()) == before
 
-    textfile = tmp_path / "textfile"
+    textfile = backups.parent / "textfile"  # the fixture's backup_textfile_dir
     textfile.mkdir()
     rc, changed, out = run("backup_remediate", {"backup_keep_last": 2, "sre_confirm": "yes"})
     assert rc == 0 and changed > 0, out

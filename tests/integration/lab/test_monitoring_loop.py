@@ -50,13 +50,16 @@ def test_fault_fires_posts_runs_the_runbook_heals_and_resolves(tmp_path, capsys)
         print()
         monitor.print_loop(result)
     marks = result["marks_s"]
-    assert 0 < marks["firing"] <= marks["posted"] <= marks["job_start"] < marks["healthy"] <= marks["resolved"], marks
+    # in the order a person would see it; the alert may resolve before the health URL answers (the /metrics scrape
+    # comes back first), so resolution is only after the firing
+    assert 0 < marks["firing"] <= marks["posted"] <= marks["job_start"] < marks["healthy"], marks
+    assert marks["resolved"] > marks["job_start"], marks
     # the shipped rule waits its `for: 1m` before it fires: the lab did not shorten it
     assert marks["firing"] >= 60, marks
     assert counts["failed"] == 0 and counts["total"] >= 2, counts
     app_down = sorted((r["phase"], r["hosts"], r["parameters"].get("sre_alert"), r["id"]) for r in runs
                       if r.get("runbook") == "app_down")
-    assert [(phase, hosts, alert) for phase, hosts, alert, _ in app_down] == [
+    assert [run[:3] for run in app_down] == [
         ("diagnose", ["lab-systemd"], "AppDown"), ("remediate", ["lab-systemd"], "AppDown")], app_down
     # one incident: the alert's fingerprint is the id both runs share
     assert app_down[0][3] == app_down[1][3], app_down

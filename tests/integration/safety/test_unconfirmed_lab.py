@@ -74,8 +74,8 @@ def health():
 # Every changing playbook is run answered "no" (at -vvvv, with the canaries). Unanswered (the inventory's own
 # sre_confirm: false) it goes through the same guard (one role, one parse of sre_confirm: tests/unit), so that case
 # runs where it meets every target kind at once: the playbooks that apply to all five twins.
-CASES = [(name, "no") for name in sorted(CHANGING)] + [(name, None) for name in sorted(CHANGING)
-                                                        if CHANGING[name][1] == HOSTS]
+CASES = ([(name, "no") for name in sorted(CHANGING)]
+         + [(name, None) for name in sorted(CHANGING) if CHANGING[name][1] == HOSTS])
 
 
 @pytest.mark.parametrize(("name", "answer"), CASES, ids=["%s-%s" % (answer, name) for name, answer in CASES])
