@@ -162,7 +162,11 @@ def rulebook(catalog, playbook_prefix="sre.runbooks."):
         condition = "event.alert.status == \"firing\" and event.alert.labels.alertname in %s" % (
             "[%s]" % ", ".join('"%s"' % n for n in names))
         base_vars = {
-            "sre_incident_id": "{{ event.alert.fingerprint | default('eda-' ~ event.alert.labels.alertname) }}",
+            # one incident per firing episode: Alertmanager's fingerprint is a hash of the labels only, the same for
+            # the same alert a week later; its startsAt (kept while the alert fires) tells the episodes apart
+            "sre_incident_id": ("{{ event.alert.fingerprint | default('eda-' ~ event.alert.labels.alertname) }}"
+                                "{{ ('-' ~ (event.alert.startsAt[:19] | replace('-', '') | replace(':', '')))"
+                                " if event.alert.startsAt is defined and event.alert.startsAt else '' }}"),
             "sre_alert": "{{ event.alert.labels.alertname }}",
         }
         phases = [("diagnose", False)]
