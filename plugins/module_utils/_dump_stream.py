@@ -375,10 +375,26 @@ class ByteStream:
         return True
 
     def read(self, n):
-        if len(self._buf) - self._off < n:
-            self._fill(n)
-        data = self._buf[self._off:self._off + n]
-        self._off += len(data)
+        buf, off = self._buf, self._off
+        end = off + n
+        if end <= len(buf):
+            self._off = end
+            self.pos += n
+            return buf[off:end]
+        # across chunks: join the rest of this one and the start of the next ones (never a copy of a whole
+        # chunk: a custom dump's data chunks are a few KiB, a copy of the 1 MiB read chunk each time costs more)
+        parts = [buf[off:]]
+        got = len(parts[0])
+        while got < n:
+            nxt = next(self._it, None)
+            if nxt is None:
+                self._buf, self._off = b"", 0
+                break
+            take = min(n - got, len(nxt))
+            parts.append(nxt[:take])
+            got += take
+            self._buf, self._off = nxt, take
+        data = b"".join(parts) if len(parts) > 1 else parts[0]
         self.pos += len(data)
         return data
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import random
 import sys
 from pathlib import Path
 
@@ -208,3 +209,22 @@ def test_module_utils_of_the_dump_fit_in_a_head():
     utils = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
     sizes = {p.name: len(p.read_text().splitlines()) for p in list(utils.glob("_dump*.py")) + list(utils.glob("_restore*.py"))}
     assert len(sizes) >= 6 and max(sizes.values()) <= 600, sizes
+
+
+def test_bytestream_reads_across_chunks_of_every_size():
+    rnd = random.Random(3)
+    blob = bytes(rnd.randrange(256) for dummy in range(5000))
+    for size in (1, 2, 3, 7, 64, 999, 4096, 5000, 6000):
+        chunks = [blob[i:i + size] for i in range(0, len(blob), size)]
+        chunks.insert(len(chunks) // 2, b"")  # an empty chunk in the middle changes nothing
+        stream = _dump.ByteStream(iter(chunks))
+        got, pos = [], 0
+        while True:
+            n = rnd.choice((0, 1, 2, 5, 13, 100, 1500, 7000))
+            data = stream.read(n)
+            assert data == blob[pos:pos + n] and stream.pos == pos + len(data), (size, n, pos)
+            pos += len(data)
+            got.append(data)
+            if len(data) < n:
+                break
+        assert b"".join(got) == blob and stream.at_eof() and stream.read(5) == b""
