@@ -42,6 +42,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._dump_stream import (
     RawReader,
     _short,
     detect_compression,
+    keep_freed_memory,
     sha256_file,
 )
 
@@ -221,6 +222,7 @@ class Verifier:
             self.check("readable", True, "%d bytes" % st.st_size)
             raw = reader.chunks()
             if not quick and self.threads:
+                keep_freed_memory()
                 sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
                 threads.append(Prefetch(raw))
                 raw = iter(threads[-1])
