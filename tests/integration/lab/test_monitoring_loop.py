@@ -31,7 +31,7 @@ def _healthy(url):
 @pytest.mark.slow
 def test_fault_fires_posts_runs_the_runbook_heals_and_resolves(tmp_path, capsys):
     stack = monitor.Stack(state_dir=tmp_path / "monitor", port_base=29000)
-    health = [url for app, _, _, url in stack.twins() if app == "saasresto"][0]
+    health = [twin[3] for twin in stack.twins() if twin[0] == "saasresto"][0]
     try:
         stack.up()
         assert set(stack.targets_up()) == {"saasresto", "sme_booking", "cookcam", "ferreteria"}
