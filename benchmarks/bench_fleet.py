@@ -4,7 +4,8 @@
 Needs the lab (make lab-up): it reads which image runs sre-lab-pm2 and starts --hosts (30) light targets from
 that image on the lab network sre-lab, named sre-bench-fleet-NN and labelled sre.runbooks.bench=fleet. Each
 runs the cookcam-api twin under pm2 and nginx in front, without systemd (pm2 start of the ecosystem, as the
-image's pm2-cookcam unit does, then nginx); its database is the lab's, cookcam on sre-lab-systemd. A temporary
+image's pm2-cookcam unit does, then nginx; with no systemd, app_down reads their nginx unit as missing and reports
+proxy_down, a read it times all the same); its database is the lab's, cookcam on sre-lab-systemd. A temporary
 inventory puts them in the group cookcam (ansible_connection community.docker.docker, the lab's group_vars), and
 playbooks/app_down_diagnose.yml and playbooks/db_connections_diagnose.yml run in --check the way the tests run
 playbooks (tests/playbook_runner.py: the repository's ansible.cfg and its forks, ANSIBLE_COLLECTIONS_PATH =
@@ -34,6 +35,7 @@ checks none is left at the end.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import signal
@@ -364,6 +366,8 @@ def report(args, results, notes, summaries, one_runs, fleet_runs, sessions_left)
     hosts = args.hosts
     forks = args.forks or "%d (ansible.cfg)" % CFG_FORKS
     log("")
+    log("load average before %s, after %s (%d CPUs)" % (args.load_before, "%.2f %.2f %.2f" % os.getloadavg(),
+                                                       os.cpu_count() or 0))
     log("hosts = %d light targets (pm2 twin of cookcam-api, no systemd), forks = %s, --check; medians of %d run(s) "
         "on one host and %d on %d hosts" % (hosts, forks, one_runs, fleet_runs, hosts))
     head = "%-58s %10s %10s %9s" % ("", "one host", "%d hosts" % hosts, "ratio")
@@ -382,8 +386,8 @@ def report(args, results, notes, summaries, one_runs, fleet_runs, sessions_left)
             log("%-58s %10s" % ("  lab-pm2 (the lab's pm2 host, systemd), for reference", fmt_s(med(r["lab"]))))
         if r["slow"]:
             log("  %d hosts: %s" % (hosts, r["slow"]))
-        if short in summaries:
-            log("  one host's recap: %s" % summaries[short])
+        if playbook in summaries:
+            log("  one host's recap: %s" % summaries[playbook])
         goals.append(("%s: one host <= %.0f s" % (playbook, GOAL_ONE_S), fmt_s(one),
                       one is not None and one <= GOAL_ONE_S))
         goals.append(("%s: %d hosts <= %.0fx one host" % (playbook, hosts, GOAL_FLEET_RATIO), fmt_ratio(allh, one),
@@ -417,6 +421,7 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_term)
     fleet, base, sessions_left = None, None, None
+    args.load_before = "%.2f %.2f %.2f" % os.getloadavg()
     try:
         image = check_lab()
         need = args.hosts + (args.forks or CFG_FORKS) + 2
