@@ -366,8 +366,8 @@ def report(args, results, notes, summaries, one_runs, fleet_runs, sessions_left)
     hosts = args.hosts
     forks = args.forks or "%d (ansible.cfg)" % CFG_FORKS
     log("")
-    log("load average before %s, after %s (%d CPUs)" % (args.load_before, "%.2f %.2f %.2f" % os.getloadavg(),
-                                                       os.cpu_count() or 0))
+    load_after = "%.2f %.2f %.2f" % os.getloadavg()
+    log("load average before %s, after %s (%d CPUs)" % (args.load_before, load_after, os.cpu_count() or 0))
     log("hosts = %d light targets (pm2 twin of cookcam-api, no systemd), forks = %s, --check; medians of %d run(s) "
         "on one host and %d on %d hosts" % (hosts, forks, one_runs, fleet_runs, hosts))
     head = "%-58s %10s %10s %9s" % ("", "one host", "%d hosts" % hosts, "ratio")
