@@ -9,8 +9,9 @@ This file is the map and the import point; the code lives in one file per concer
 * ``_dump_stream``: raw reading, sha256, decompression of gzip/bzip2/xz members, exact reads, DumpError,
   and Prefetch (at full depth, reading+sha256 and inflating each run in a thread: both release the GIL);
 * ``_dump_archive``: custom archives and the toc.dat of directory/tar dumps (header, TOC, data blocks);
-* ``_dump_plain``: plain SQL (header, COPY blocks, footer; inside COPY data the C library's memmem
-  through ctypes, which releases the GIL, with a regular expression as the fallback);
+* ``_dump_plain``: plain SQL (header, COPY blocks, footer; inside COPY data the C library's strstr, or
+  memmem where the bytes hold a NUL, through ctypes, which releases the GIL, with a regular expression as
+  the fallback);
 * ``_dump_select``: which backup (newest match, history, checksum files);
 * ``_dump_verify``: the Verifier (every check, the result dict, the trial outcome shape);
 * ``_restore``: restoring a dump (tool by format x compression, -j, decompression, counts, missing
