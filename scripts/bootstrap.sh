@@ -54,7 +54,8 @@ fi
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null || die "dockerd not found (apt-get install docker.io)"
   say "starting dockerd (log: /var/log/sre-dockerd.log)"
-  nohup dockerd >/var/log/sre-dockerd.log 2>&1 &
+  # In a session of its own (setsid): stopping the caller (CI, a make run) must not stop the engine it started.
+  setsid nohup dockerd >/var/log/sre-dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1
