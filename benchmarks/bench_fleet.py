@@ -4,8 +4,8 @@
 Needs the lab (make lab-up): it reads which image runs sre-lab-pm2 and starts --hosts (30) light targets from
 that image on the lab network sre-lab, named sre-bench-fleet-NN and labelled sre.runbooks.bench=fleet. Each
 runs the cookcam-api twin under pm2 and nginx in front, without systemd (pm2 start of the ecosystem, as the
-image's pm2-cookcam unit does, then nginx; with no systemd, app_down reads their nginx unit as missing and reports
-proxy_down, a read it times all the same); its database is the lab's, cookcam on sre-lab-systemd. A temporary
+image's pm2-cookcam unit does, then nginx; with no systemd, app_down's host_checks reads nginx's state from its init
+script, as service_facts falls back to `service`); its database is the lab's, cookcam on sre-lab-systemd. A temporary
 inventory puts them in the group cookcam (ansible_connection community.docker.docker, the lab's group_vars), and
 playbooks/app_down_diagnose.yml and playbooks/db_connections_diagnose.yml run in --check the way the tests run
 playbooks (tests/playbook_runner.py: the repository's ansible.cfg and its forks, ANSIBLE_COLLECTIONS_PATH =

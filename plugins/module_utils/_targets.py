@@ -352,6 +352,9 @@ def pm2_instances(processes, name, now):
         item["mem_limit_bytes"] = _int_or_none(env.get("max_memory_restart")) or None
         item["cwd"] = env.get("pm_cwd")
         item["revision"] = (env.get("versioning") or {}).get("revision")
+        # the files pm2 writes the app's stdout and stderr to (what `pm2 logs` reads)
+        item["out_log"] = env.get("pm_out_log_path")
+        item["err_log"] = env.get("pm_err_log_path")
         result.append(item)
     return result
 

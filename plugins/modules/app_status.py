@@ -188,6 +188,14 @@ instances:
         - At 90 % of it the finding C(memory_limit) is reported (critical at 100 %).
       type: int
       returned: for systemd, compose and pm2
+    out_log:
+      description: The file pm2 writes the instance's stdout to (C(pm_out_log_path)), what C(pm2 logs) reads.
+      type: str
+      returned: for pm2
+    err_log:
+      description: The file pm2 writes the instance's stderr to (C(pm_err_log_path)).
+      type: str
+      returned: for pm2
     oom_kills:
       description: Exits of the machine its own events record as OOM kills (C(oom_killed)) since its current instance
         (finding C(oom_kills)).

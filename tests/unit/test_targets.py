@@ -84,6 +84,7 @@ PM2_JLIST = ">>>> In-memory PM2 is out-of-date, do:\n>>>> $ pm2 update\n" + json
      "pm2_env": {"name": "cookcam-api", "status": "online", "restart_time": 1, "unstable_restarts": 0,
                  "pm_uptime": 1795348031619, "created_at": 1795348031619, "exec_mode": "cluster_mode", "pm_id": 0,
                  "pm_cwd": "/srv/cookcam-api/current",
+                 "pm_out_log_path": "/var/log/cookcam-api/out.log", "pm_err_log_path": "/var/log/cookcam-api/error.log",
                  "versioning": {"type": "git", "url": "git@example:cookcam.git", "revision": "4f2a9c1", "branch": "main"}}},
     {"pid": 0, "name": "cookcam-api", "pm_id": 1, "monit": {"memory": 0, "cpu": 0},
      "pm2_env": {"name": "cookcam-api", "status": "errored", "restart_time": 16, "unstable_restarts": 15,
@@ -227,6 +228,8 @@ def test_pm2_jlist_filters_app_and_maps_states():
     assert items[0]["uptime_s"] == 60 and items[0]["mem_bytes"] == 54132736 and items[0]["cpu_pct"] == 9
     assert items[1]["mem_bytes"] is None and items[1]["cpu_pct"] is None and items[1]["pid"] is None
     assert items[1]["unstable_restarts"] == 15
+    assert (items[0]["out_log"], items[0]["err_log"]) == ("/var/log/cookcam-api/out.log", "/var/log/cookcam-api/error.log")
+    assert items[1]["out_log"] is None and items[1]["err_log"] is None
     assert t.pm2_release(items) == {"id": "4f2a9c1", "revision": "4f2a9c1"}
     assert not t.is_running(items) and t.overall_state(items) == "failed"
 
