@@ -111,7 +111,8 @@ class RunOnly:
     """The part of AnsibleModule that read_init_scripts uses: run_command, for real."""
 
     def run_command(self, argv, environ_update=None):
-        proc = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, **(environ_update or {})))
+        env = dict(os.environ, **(environ_update or {}))
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
         return proc.returncode, proc.stdout, proc.stderr
 
 
