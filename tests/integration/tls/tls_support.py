@@ -21,6 +21,9 @@ from cryptography.x509.oid import NameOID
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
+# Added to a leaf's "N days" so that days_left (whole days, floor) is still N when the test runs: NOW is taken when
+# this module is imported, at collection, and on a slow machine the TLS tests ran over an hour later (89 for 90).
+MARGIN = datetime.timedelta(hours=12)
 
 
 class Cert:
@@ -52,7 +55,7 @@ def make_cert(cn, issuer: Cert | None = None, *, ca=False, not_after=None, not_b
                .public_key(key.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(not_before or NOW - DAY)
-               .not_valid_after(not_after or NOW + 90 * DAY + datetime.timedelta(hours=1))
+               .not_valid_after(not_after or NOW + 90 * DAY + MARGIN)
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if not ca and sans:
         names = []
@@ -74,7 +77,7 @@ class Pki:
         self.intermediate = make_cert("Test Intermediate CA", self.root, ca=True, not_after=NOW + 1800 * DAY)
 
     def leaf(self, days=90, sans=("localhost", "127.0.0.1"), issuer=None, cn="localhost"):
-        not_after = NOW + days * DAY + datetime.timedelta(hours=1)
+        not_after = NOW + days * DAY + MARGIN
         not_before = min(NOW - DAY, not_after - 2 * DAY)
         return make_cert(cn, issuer or self.intermediate, not_after=not_after, not_before=not_before, sans=sans)
 
