@@ -149,10 +149,12 @@ units:
 """
 
 import os
+import re
 import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sre.runbooks.plugins.module_utils._targets import parse_systemctl_show
 
 INIT_D = "/etc/init.d"
 
@@ -253,16 +255,8 @@ def unit_state(props):
 
 def parse_show(text):
     """[{property: value}] per unit from `systemctl show` output (units separated by a blank line)."""
-    units, cur = [], {}
-    for line in text.splitlines() + [""]:
-        if not line.strip():
-            if cur:
-                units.append(cur)
-                cur = {}
-            continue
-        key, _sep, value = line.partition("=")
-        cur[key] = value
-    return units
+    blocks = re.split(r"\n\s*\n", text or "")
+    return [props for props in (parse_systemctl_show(block) for block in blocks) if props]
 
 
 def read_init_scripts(module, names):
