@@ -145,7 +145,8 @@ def pg_can_reach_tmp(tmp_path_factory):
         return
     base = tmp_path_factory.getbasetemp()
     os.chmod(base, 0o711)
-    if base.parent.name.startswith("pytest-of-"):
+    # (a pytest-xdist worker's root is <basetemp>/popen-gwN: its parent is made 0700 too)
+    if base.parent.name.startswith("pytest-of-") or os.environ.get("PYTEST_XDIST_WORKER"):
         os.chmod(base.parent, 0o711)
 
 
@@ -211,7 +212,8 @@ _SKIPS: list[str] = []
 
 
 def pytest_runtest_logreport(report):
-    if report.skipped and isinstance(report.longrepr, tuple):
+    # (under pytest-xdist the controller gets each worker's report, its longrepr a tuple or a list)
+    if report.skipped and isinstance(report.longrepr, (tuple, list)):
         _SKIPS.append("%s: %s" % (report.nodeid, report.longrepr[2]))
 
 
