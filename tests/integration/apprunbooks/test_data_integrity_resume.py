@@ -8,6 +8,7 @@ writes, and a confirmed one resumes them first, says so, and then deletes the or
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from app_support import app_db, playbook, seed_chained_orphans  # noqa: F401  pylint: disable=unused-import
@@ -16,16 +17,17 @@ RELATIONS = [{"child": "categories", "column": "menu_id", "parent": "menus", "pa
              {"child": "items", "column": "category_id", "parent": "categories", "parent_column": "id"}]
 
 # Right after writes are stopped: SIGKILL every ansible-playbook process above this task (the worker, then the
-# main process): no always: block, no handler, nothing of the play runs after it.
+# main process), never past this test's own process: no always: block, no handler, nothing of the play runs after it.
 KILL_HOOK = r"""
 - name: Kill the run right after writes were stopped (test only)
   ansible.builtin.shell:
     cmd: |
       pid=$$; victims=""
-      while [ "$pid" -gt 1 ]; do
+      while [ "$pid" -gt 1 ] && [ "$pid" != "%(stop)d" ]; do
         case "$(tr '\0' ' ' < /proc/$pid/cmdline)" in *ansible-playbook*) victims="$pid $victims" ;; esac
         pid=$(ps -o ppid= -p "$pid" | tr -d ' ')
       done
+      ps -ww -o pid,ppid,args -p "${victims%% }" > %(trace)s 2>&1
       kill -KILL $victims
       sleep 10
   changed_when: true
@@ -47,7 +49,7 @@ def flat(text):
 def test_an_interrupted_remediate_is_reported_and_its_stopped_writes_resumed(playbook, pg_cluster, app_db, tmp_path):
     seed_chained_orphans(pg_cluster, app_db)
     hook = tmp_path / "kill_after_stop_writes.yml"
-    hook.write_text(KILL_HOOK)
+    hook.write_text(KILL_HOOK % {"stop": os.getpid(), "trace": tmp_path / "killed.txt"})
     marker = tmp_path / "state" / "data_integrity" / ("writes-stopped-%s.json" % app_db)
     variables = {"sre_db_name": app_db, "data_integrity_relations": RELATIONS,
                  "data_integrity_save_dir": str(tmp_path / "saved")}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 
@@ -367,12 +368,18 @@ def test_killed_run_leaves_a_stale_lock_and_the_next_run_cleans_up(run, live, tm
     is reported stale (its process is gone) and kept; breaking it, the next run finds the half-restored copy,
     drops it and restores."""
     wrapper = tmp_path / "pg_restore_kills_ansible"
+    # kills the processes from pg_restore's parent up to the first ansible-playbook, and nothing if the walk reaches
+    # this test's own process first (never the test runner or what started it). The command line is read from /proc:
+    # `ps -o args=` cuts it at 80 columns without a terminal, and a long venv path hides the word ansible-playbook.
     wrapper.write_text("#!/bin/bash\n%s --section=pre-data \"$@\"\n"
-                       "p=$PPID; pids=\"\"\n"
-                       "while [ \"${p:-1}\" -gt 1 ]; do pids=\"$pids $p\"\n"
-                       "  case \"$(ps -o args= -p $p)\" in *ansible-playbook*) break;; esac\n"
+                       "p=$PPID; pids=\"\"; found=\"\"\n"
+                       "while [ \"${p:-1}\" -gt 1 ] && [ \"$p\" != %d ]; do pids=\"$pids $p\"\n"
+                       "  case \"$(tr '\\0' ' ' < /proc/$p/cmdline)\" in *ansible-playbook*) found=1; break;; esac\n"
                        "  p=$(ps -o ppid= -p $p | tr -d ' '); done\n"
-                       "kill -9 $pids\nsleep 30\n" % (run.cluster.bindir / "pg_restore"))
+                       "ps -ww -o pid,ppid,args -p \"${pids# }\" > %s 2>&1\n"
+                       "[ -n \"$found\" ] || exit 3\n"
+                       "kill -9 $pids\nsleep 30\n"
+                       % (run.cluster.bindir / "pg_restore", os.getpid(), tmp_path / "killed.txt"))
     wrapper.chmod(0o755)
     rc, out = run("db_restore", {"db_restore_pg_restore": str(wrapper)})
     assert rc != 0, out
