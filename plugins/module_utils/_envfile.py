@@ -269,9 +269,46 @@ def resolve(path):
     return os.path.realpath(path)
 
 
-def backup_name(target, now=None):
-    """<target>.<UTC stamp>~ next to the target (the suffix Ansible's backups use)."""
-    return "%s.%s~" % (target, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)))
+def backup_name(target, now=None, tag=""):
+    """<target>.<UTC stamp>~ next to the target (the suffix Ansible's backups use); with a tag
+    <target>.<UTC stamp>.<tag>~ (a backup that restore_latest never picks)."""
+    return "%s.%s%s~" % (target, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)), ("." + tag) if tag else "")
+
+
+_BACKUP_RE = re.compile(r"\.(\d{8}T\d{6}Z)(\.[a-z][a-z-]*)?(\.\d+)?~$")
+
+
+def backups(target):
+    """The backups of target next to it, newest first, as (path, tagged): tagged ones were taken before a
+    restore (write_through with a tag). Stamps sort as time; a collision number breaks ties."""
+    directory, base = os.path.split(target)
+    found = []
+    try:
+        entries = os.listdir(directory or ".")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.startswith(base + "."):
+            continue
+        match = _BACKUP_RE.match(entry[len(base):])
+        if not match or not os.path.isfile(os.path.join(directory, entry)):
+            continue
+        found.append(((match.group(1), int((match.group(3) or ".0")[1:])), os.path.join(directory, entry),
+                      bool(match.group(2))))
+    found.sort(reverse=True)
+    return [(path, tagged) for dummy, path, tagged in found]
+
+
+def differing_names(before_text, after_text, fmt):
+    """Names whose value differs between two env file texts, or that only one sets, sorted (values compared
+    here, never returned)."""
+    def last(text):
+        values = {}
+        for entry in parse(text, fmt):
+            values[entry.name] = entry.value
+        return values
+    before, after = last(before_text), last(after_text)
+    return sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
 
 
 def _keep_owner(fd, st):
@@ -312,10 +349,10 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
-def write_backup(target, data, st, now=None):
+def write_backup(target, data, st, now=None, tag=""):
     """Keep data (the current content of target) in a new 0600 file next to target, owned like target where
     allowed; return its path."""
-    base = backup_name(target, now)
+    base = backup_name(target, now, tag)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     for attempt in range(1000):
         name = base if attempt == 0 else "%s.%d~" % (base[:-1], attempt)
@@ -370,7 +407,7 @@ def write_atomic(target, data, st=None):
     _fsync_dir(directory)
 
 
-def write_through(path, data, backup=True, now=None):
+def write_through(path, data, backup=True, now=None, tag=""):
     """Write data to the file path names (through a symlink), keeping the old content in a backup.
 
     Returns (target, backup path or None)."""
@@ -384,7 +421,7 @@ def write_through(path, data, backup=True, now=None):
     saved = None
     if st is not None and backup:
         with open(target, "rb") as handle:
-            saved = write_backup(target, handle.read(), st, now)
+            saved = write_backup(target, handle.read(), st, now, tag)
     write_atomic(target, data, st)
     return target, saved
 

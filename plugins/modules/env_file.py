@@ -24,6 +24,10 @@ description:
     symlink, the file it points to is written and the link stays.
   - Before an existing file is changed, its previous content is kept in a C(0600) backup next to it
     (C(<file>.<UTC stamp>~)), named in RV(backup_file).
+  - With O(restore_from), puts back the content of one of those backups (a way back after a change): the newest
+    with V(latest), or the one named. The current content is kept first in a backup tagged C(before-restore)
+    (C(<file>.<UTC stamp>.before-restore~)), which V(latest) never picks, so a second restore of V(latest)
+    finds the file already restored and changes nothing. RV(changed_names) names what differs.
   - Values are quoted for the readers of O(format), so that spaces, C(#), quotes, C($), backslashes and
     newlines read back exactly. Values never appear in the result, in messages or in a diff.
 author:
@@ -74,6 +78,11 @@ options:
       - Keep the previous content of an existing file in a C(0600) file next to it before changing it.
     type: bool
     default: true
+  restore_from:
+    description:
+      - V(latest) (the newest backup of O(path) not tagged C(before-restore)) or the path of one of its backups,
+        as RV(backups) lists them. Its content replaces the file's. Not with O(values).
+    type: str
 notes:
   - Statements whose value depends on the shell (C($VAR), a command substitution, a C(${VAR}) interpolation)
     cannot be compared; setting such a name replaces the statement.
@@ -135,6 +144,20 @@ backup_file:
   returned: always
   type: str
   sample: /srv/app/shared/.env.20240501T120003Z~
+backups:
+  description: The backups of the file next to it, newest first (those tagged C(before-restore) included).
+  returned: when O(restore_from) is set
+  type: list
+  elements: str
+compared_with:
+  description: The backup O(restore_from) chose, whether or not the file differed from it.
+  returned: when O(restore_from) is set
+  type: str
+restored_from:
+  description: The backup whose content was (or in check mode would be) put back; null when nothing changed.
+  returned: when O(restore_from) is set
+  type: str
+  sample: /srv/app/shared/.env.20240501T120003Z~
 """
 
 import os
@@ -143,8 +166,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.sre.runbooks.plugins.module_utils._envfile import (
-    DOTENV_INTERPOLATION_RE, FORMATS, NAME_RE, EnvFileError, names, parse, portable, resolve, skeleton, update,
-    write_through,
+    DOTENV_INTERPOLATION_RE, FORMATS, NAME_RE, EnvFileError, backups, differing_names, names, parse, portable,
+    resolve, skeleton, update, write_through,
 )
 
 
@@ -163,16 +186,66 @@ def check_writable(module, path, dest, result):
         module.fail_json(msg="writing %s: the directory %s is not writable" % (path, directory), **result)
 
 
-def write(module, path, text, backup):
+def write(module, path, text, backup, tag=""):
     """Write text through path (a symlink is followed), keeping the SELinux context; return the backup path."""
     dest = resolve(path)
     context = None
     if module.selinux_enabled():
         context = module.selinux_context(dest) if os.path.exists(dest) else module.selinux_default_context(dest)
-    dummy, saved = write_through(path, to_bytes(text, errors="surrogate_or_strict"), backup=backup)
+    dummy, saved = write_through(path, to_bytes(text, errors="surrogate_or_strict"), backup=backup, tag=tag)
     if context is not None:
         module.set_context_if_different(dest, context, False)
     return saved
+
+
+def restore(module):
+    """restore_from: put back the content of a backup of path, keeping the current content first."""
+    path, fmt, wanted = module.params["path"], module.params["format"], module.params["restore_from"]
+    dest = resolve(path)
+    result = dict(changed=False, exists=os.path.exists(path), readable=False, names=[], empty=[], changed_names=[],
+                  format=fmt, dest=dest, backup_file=None, backups=[], restored_from=None, compared_with=None)
+    if not result["exists"] or not os.path.isfile(dest):
+        module.fail_json(msg="restoring %s: the file is missing or not a regular file (nothing restored)" % path,
+                         **result)
+    found = backups(dest)
+    result["backups"] = [p for p, dummy in found]
+    if wanted == "latest":
+        plain = [p for p, tagged in found if not tagged]
+        if not plain:
+            module.fail_json(msg="restoring %s: no backup of it next to it (%s.<UTC stamp>~); nothing was changed"
+                             % (path, dest), **result)
+        source = plain[0]
+    else:
+        source = os.path.abspath(wanted)
+        if source not in result["backups"]:
+            module.fail_json(msg="restoring %s: %s is not one of its backups (%s); nothing was changed"
+                             % (path, wanted, ", ".join(result["backups"]) or "none"), **result)
+    result["compared_with"] = source
+    try:
+        current, saved = read(dest), read(source)
+    except (OSError, IOError) as exc:
+        module.fail_json(msg="restoring %s from %s: %s" % (path, source, exc.strerror or exc), **result)
+    except UnicodeError:
+        module.fail_json(msg="restoring %s from %s: not UTF-8 text" % (path, source), **result)
+    result["readable"] = True
+    try:
+        result["names"], result["empty"] = names(parse(saved, fmt))
+        result["changed_names"] = differing_names(current, saved, fmt)
+    except EnvFileError as exc:
+        module.fail_json(msg="reading %s or %s as a %s env file: %s" % (path, source, fmt, exc), **result)
+    if current == saved:
+        module.exit_json(**result)
+    result.update(changed=True, restored_from=source)
+    if module._diff:
+        result["diff"] = dict(before_header=path, after_header=source, before=skeleton(current, fmt),
+                              after=skeleton(saved, fmt, result["changed_names"]))
+    check_writable(module, path, dest, result)
+    if not module.check_mode:
+        try:
+            result["backup_file"] = write(module, dest, saved, True, tag="before-restore")
+        except (OSError, IOError) as exc:
+            module.fail_json(msg="writing %s: %s" % (path, exc.strerror or exc), **result)
+    module.exit_json(**result)
 
 
 def main():
@@ -183,9 +256,13 @@ def main():
             format=dict(type="str", choices=list(FORMATS), default="dotenv"),
             create=dict(type="bool", default=False),
             backup=dict(type="bool", default=True),
+            restore_from=dict(type="str"),
         ),
+        mutually_exclusive=[("values", "restore_from")],
         supports_check_mode=True,
     )
+    if module.params["restore_from"]:
+        restore(module)
     path = module.params["path"]
     fmt = module.params["format"]
     values = dict((to_text(k), to_text(v) if v is not None else "") for k, v in module.params["values"].items())

@@ -190,3 +190,36 @@ def test_skeleton_shows_names_never_values():
     assert e.skeleton(text, "shell") == "A=<hidden>\nB=<hidden>\nEMPTY=\n"
     assert e.skeleton(text, "shell", changed=["B"]) == "A=<hidden>\nB=<hidden, changed>\nEMPTY=\n"
     assert "s3cr3t" not in e.skeleton(text, "shell") and e.skeleton("", "dotenv") == ""
+
+
+def test_backups_newest_first_with_tagged_ones_marked(tmp_path):
+    target = tmp_path / ".env"
+    target.write_text("A=1\n")
+    for name in (".env.20260101T000000Z~", ".env.20260301T000000Z~", ".env.20260301T000000Z.1~",
+                 ".env.20260401T000000Z.before-restore~", ".env.20260401T000000Z.before-restore.2~",
+                 ".env.bak", ".env.20260101T000000Z", "other.20260501T000000Z~", ".envx.20260501T000000Z~"):
+        (tmp_path / name).write_text("A=0\n")
+    found = [(os.path.basename(p), tagged) for p, tagged in e.backups(str(target))]
+    assert found == [(".env.20260401T000000Z.before-restore.2~", True), (".env.20260401T000000Z.before-restore~", True),
+                     (".env.20260301T000000Z.1~", False), (".env.20260301T000000Z~", False),
+                     (".env.20260101T000000Z~", False)]
+    assert e.backups(str(tmp_path / "missing" / ".env")) == []
+
+
+def test_write_through_with_a_tag_names_the_backup_so(tmp_path):
+    target = tmp_path / ".env"
+    target.write_text("A=1\n")
+    dummy, saved = e.write_through(str(target), b"A=2\n", tag="before-restore", now=0)
+    assert os.path.basename(saved) == ".env.19700101T000000Z.before-restore~"
+    dummy, again = e.write_through(str(target), b"A=3\n", tag="before-restore", now=0)
+    assert os.path.basename(again) == ".env.19700101T000000Z.before-restore.1~"
+    assert [tagged for dummy, tagged in e.backups(str(target))] == [True, True]
+
+
+@pytest.mark.parametrize("fmt", ["shell", "dotenv"])
+def test_differing_names_compares_values_by_name(fmt):
+    before = "A=1\nB='two words'\nC=3\n# D=4\nE=\n"
+    after = "A=1\nB=\"two words\"\nC=30\nF=6\nE=\n"
+    assert e.differing_names(before, after, fmt) == ["C", "F"]
+    assert e.differing_names(before, before, fmt) == []
+    assert e.differing_names("A=1\nA=2\n", "A=2\n", fmt) == []  # the last statement of a name counts

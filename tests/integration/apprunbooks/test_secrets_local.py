@@ -111,3 +111,52 @@ def test_dotenv_refuses_a_value_python_dotenv_would_expand(tmp_path, collections
     rc, dummy, out = run(tmp_path, "secrets_remediate", variables)
     assert rc != 0 and env_file.read_text() == EXISTING, out
     assert "the value of SRE_T_EXPANDED holds ${...}" in " ".join(out.split()) and value not in out, out
+
+
+def test_rollback_puts_the_env_file_back_once_and_keeps_what_it_replaced(tmp_path, collections_path):
+    """The way back of a remediate: rollback puts back the content before it (the 0600 backup env_file kept), keeps
+    the content it replaces in a .before-restore~ backup, and a second rollback changes nothing; only names show."""
+    env_file = tmp_path / "app.env"
+    env_file.write_text("PORT=3000\nSMTP_PASSWORD='old-pass-never-shown'\n")
+    env_file.chmod(0o640)
+    before = env_file.read_text()
+    variables = {"sre_target_kind": "systemd", "secrets_env_file": str(env_file), "secrets_env_format": "shell",
+                 "secrets_restart": False}
+    rc, changed, out = run(tmp_path, "secrets_rollback", dict(variables, sre_confirm="yes"))
+    flat = " ".join(out.split())
+    assert rc != 0 and "no backup of it next to it" in flat and "nothing was changed" in flat, out
+    assert "Traceback" not in out and env_file.read_text() == before, out
+
+    rc, changed, out = run(tmp_path, "secrets_remediate",
+                           dict(variables, sre_confirm="yes", secrets_values={"SMTP_PASSWORD": "new-pass-Never-shown"}))
+    assert rc == 0 and changed == 1, out
+    after = env_file.read_text()
+    assert "new-pass-Never-shown" in after
+
+    rc, changed, out = run(tmp_path, "secrets_rollback", variables)  # not confirmed: the plan
+    flat = " ".join(out.split())
+    assert rc == 0 and changed == 0 and env_file.read_text() == after, out
+    assert "put back %s from %s." % (env_file, env_file) in flat and "(names that differ: SMTP_PASSWORD)" in flat, out
+    assert "Not confirmed: nothing is changed" in flat, out
+    rc, changed, out = run(tmp_path, "secrets_rollback", dict(variables, sre_confirm="yes"), check=True)
+    assert rc == 0 and changed == 0 and env_file.read_text() == after, out
+
+    rc, changed, out = run(tmp_path, "secrets_rollback", dict(variables, sre_confirm="yes"))
+    flat = " ".join(out.split())
+    assert rc == 0 and changed == 1 and env_file.read_text() == before, out
+    assert "(SMTP_PASSWORD changed); the file before is %s." % env_file in flat and ".before-restore~" in flat, out
+    assert oct(env_file.stat().st_mode & 0o777) == "0o640"
+    kept = sorted(tmp_path.glob("app.env.*.before-restore~"))
+    assert len(kept) == 1 and kept[0].read_text() == after and oct(kept[0].stat().st_mode & 0o777) == "0o600"
+
+    rc, changed, out = run(tmp_path, "secrets_rollback", dict(variables, sre_confirm="yes"))
+    flat = " ".join(out.split())
+    assert rc == 0 and changed == 0 and env_file.read_text() == before, out
+    assert "already has the content of %s.2" % env_file in flat and "nothing to do" in flat, out
+    rc, changed, out = run(tmp_path, "secrets_rollback", dict(variables, sre_confirm="yes",
+                                                             secrets_rollback_from=str(tmp_path / "elsewhere.env")))
+    assert rc != 0 and "is not one of its backups" in " ".join(out.split()) and env_file.read_text() == before, out
+
+    incidents = "".join(p.read_text() for p in (tmp_path / "incidents").rglob("*") if p.is_file())
+    for text in (out, incidents):
+        assert "old-pass-never-shown" not in text and "new-pass-Never-shown" not in text

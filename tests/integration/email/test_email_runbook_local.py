@@ -37,13 +37,13 @@ def write_env(tmp_path, server, password=PASSWORD):
     return path
 
 
-def play(tmp_path, host_vars, check=False):
+def play(tmp_path, host_vars, check=False, playbook="email_diagnose"):
     base = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "sre_target_kind": "systemd",
             "sre_app_name": "ferreteria-web-none", "email_logs_from_target": False}
     base.update(host_vars)
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(json.dumps({"all": {"hosts": {"twin": base}}}))
-    r = run_playbook("email_diagnose", tmp_path=tmp_path, inventory=inventory, target="twin", python_interpreter=False,
+    r = run_playbook(playbook, tmp_path=tmp_path, inventory=inventory, target="twin", python_interpreter=False,
                      check=check, verbosity=1, secrets=[PASSWORD, "flask-secret-unrelated"])
     return r, " ".join(r.output.split())
 
@@ -87,3 +87,41 @@ def test_no_env_file_and_a_missing_one_are_one_clear_finding(tmp_path):
     r, out = play(tmp_path, {"email_env_file": str(tmp_path / "gone.env")})
     assert r.rc == 0 and "Findings: smtp_check_failed." in out and "cannot read the env file" in out, out
     assert "Traceback" not in out
+
+
+def test_remediate_plans_then_sends_one_test_message(tmp_path, pki, server):
+    env = write_env(tmp_path, server)
+    common = {"email_env_file": str(env), "email_ca_path": str(pki.ca_file), "email_to": "ops@ferreteria.test"}
+    before = len(server.messages)
+    r, out = play(tmp_path, common, playbook="email_remediate")  # no sre_confirm: the plan only
+    assert r.rc == 0 and r.changed("twin") == 0, out
+    assert "send one test message to ops@ferreteria.test through localhost:%d" % server.port in out, out
+    assert "Not confirmed" in out and len(server.messages) == before, out
+    r, out = play(tmp_path, dict(common, sre_confirm="yes"), check=True, playbook="email_remediate")
+    assert r.rc == 0 and r.changed("twin") == 0 and "Check mode: the test message" in out, out
+    assert len(server.messages) == before
+    r, out = play(tmp_path, dict(common, sre_confirm="yes", email_subject="drill 42"), playbook="email_remediate")
+    assert r.rc == 0 and r.failed("twin") == 0 and "Test message accepted by the server" in out, out
+    assert len(server.messages) == before + 1
+    sent = server.messages[-1]
+    assert sent["to"] == ["ops@ferreteria.test"] and sent["from"] == "noreply@ferreteria.test", sent
+    assert "drill 42" in sent["data"], sent
+    assert PASSWORD not in record_text(r)
+
+
+def test_remediate_sets_the_vaulted_password_then_the_message_goes(tmp_path, pki, server):
+    env = write_env(tmp_path, server, password="rotated-away-pw-77")
+    common = {"email_env_file": str(env), "email_ca_path": str(pki.ca_file), "email_to": "ops@ferreteria.test",
+              "sre_confirm": "yes"}
+    before = len(server.messages)
+    r, out = play(tmp_path, common, playbook="email_remediate")  # nothing to set it with: the run fails, clearly
+    assert r.rc != 0 and "did not take the test message (smtp_auth_failed" in out, out
+    assert "Traceback" not in out and len(server.messages) == before
+    r, out = play(tmp_path, dict(common, email_settings={"SMTP_PASSWORD": PASSWORD}, email_restart=False),
+                  playbook="email_remediate")
+    assert r.rc == 0 and "set SMTP_PASSWORD in %s where different" % env in out, out
+    assert "Test message accepted by the server" in out and len(server.messages) == before + 1, out
+    assert "SMTP_PASSWORD='%s'" % PASSWORD in env.read_text() or "SMTP_PASSWORD=%s" % PASSWORD in env.read_text()
+    assert "rotated-away-pw-77" not in env.read_text() and "rotated-away-pw-77" not in out
+    r, out = play(tmp_path, dict(common, email_to=""), playbook="email_remediate")
+    assert r.rc != 0 and "set email_to (a recipient)" in out and "Traceback" not in out, out

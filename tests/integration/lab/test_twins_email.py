@@ -3,10 +3,12 @@
 alone. Its .env.prod says SMTP_HOST=127.0.0.1 SMTP_PORT=25: the app's own loopback, inside the web container.
 The check must run where the app runs: first with nothing listening there (smtp_unreachable, the top finding),
 then with a real SMTP server (aiosmtpd) started inside the web container's network namespace only, which the docker
-host cannot reach at 127.0.0.1:25: the mail path is then clean up to an accepted envelope, and nothing is sent."""
+host cannot reach at 127.0.0.1:25: the mail path is then clean up to an accepted envelope, and nothing is sent; a
+confirmed email_remediate sends exactly one test message there."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -43,12 +45,15 @@ def diagnose(tmp_path, extra=None):
 
 
 @pytest.fixture()
-def smtp_in_web_netns():
-    """aiosmtpd (Sink handler) on 127.0.0.1:25 in the web container's network namespace: nsenter -n only, so the
-    server is this venv's Python on the docker host, listening on the container's loopback."""
+def smtp_in_web_netns(tmp_path):
+    """aiosmtpd (Debugging handler: each message it takes is printed to mail.log) on 127.0.0.1:25 in the web
+    container's network namespace: nsenter -n only, so the server is this venv's Python on the docker host, listening
+    on the container's loopback."""
+    log = open(tmp_path / "mail.log", "w")  # pylint: disable=consider-using-with
     proc = subprocess.Popen(["nsenter", "-t", str(web_pid()), "-n", sys.executable, "-m", "aiosmtpd", "-n",
-                             "-l", "127.0.0.1:25", "-c", "aiosmtpd.handlers.Sink"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "-l", "127.0.0.1:25", "-c", "aiosmtpd.handlers.Debugging", "stdout"],
+                            stdout=log, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc.mail_log = tmp_path / "mail.log"
     ready = False
     for dummy in range(100):
         probe = subprocess.run(["nsenter", "-t", str(web_pid()), "-n", sys.executable, "-c",
@@ -64,6 +69,7 @@ def smtp_in_web_netns():
     yield proc
     proc.terminate()
     proc.wait(10)
+    log.close()
 
 
 def test_no_mail_server_where_the_app_runs_is_the_top_finding(tmp_path):
@@ -90,3 +96,16 @@ def test_a_server_in_the_app_containers_network_only_is_reached(tmp_path, smtp_i
     assert host_findings and host_findings[0]["code"] == "smtp_unreachable", host_findings
     assert "Checked from the host" in " ".join(r2.output.split())
     assert smtp_in_web_netns.poll() is None
+    assert "MESSAGE FOLLOWS" not in smtp_in_web_netns.mail_log.read_text()  # diagnose sent nothing
+
+
+def test_remediate_sends_one_test_message_from_the_app_containers_network(tmp_path, smtp_in_web_netns):
+    r = run_playbook("email_remediate", tmp_path=tmp_path, inventory=LAB_INVENTORY, limit="lab-compose",
+                     extra_vars={"email_to": "ops@ferreteria.test", "email_subject": "lab twin check",
+                                 "sre_confirm": "yes"}, timeout=300)
+    out = " ".join(r.output.split())
+    assert r.rc == 0 and r.failed("lab-compose") == 0, r.output
+    assert "Test message accepted by the server for ops@ferreteria.test" in out, out[-3000:]
+    mail = smtp_in_web_netns.mail_log.read_text()
+    assert mail.count("MESSAGE FOLLOWS") == 1 and "Subject: lab twin check" in mail, mail
+    assert "lab-only-flask-secret" not in out
