@@ -51,7 +51,9 @@ def test_job_template(template):
         confirm = questions["sre_confirm"]
         assert (confirm["type"], confirm["required"], confirm["default"]) == ("multiplechoice", True, "no")
     for variable, question in questions.items():
-        if any(word in variable for word in ("password", "token", "secret", "hash")):
+        # the secrets runbook's own prefix (secrets_rollback_from, a path) names no secret by itself
+        own = variable[len("secrets_"):] if variable.startswith("secrets_") else variable
+        if any(word in own for word in ("password", "token", "secret", "hash")):
             assert question["type"] == "password" and question["default"] == ""
 
 
