@@ -24,7 +24,7 @@ description:
     symlink, the file it points to is written and the link stays.
   - Before an existing file is changed, its previous content is kept in a C(0600) backup next to it
     (C(<file>.<UTC stamp>~)), named in RV(backup_file).
-  - With O(restore_from), puts back the content of one of those backups (a way back after a change): the newest
+  - With O(restore_from), puts back the content of one of those backups (a way back after a change); the newest
     with V(latest), or the one named. The current content is kept first in a backup tagged C(before-restore)
     (C(<file>.<UTC stamp>.before-restore~)), which V(latest) never picks, so a second restore of V(latest)
     finds the file already restored and changes nothing. RV(changed_names) names what differs.

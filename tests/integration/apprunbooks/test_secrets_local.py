@@ -153,8 +153,8 @@ def test_rollback_puts_the_env_file_back_once_and_keeps_what_it_replaced(tmp_pat
     flat = " ".join(out.split())
     assert rc == 0 and changed == 0 and env_file.read_text() == before, out
     assert "already has the content of %s.2" % env_file in flat and "nothing to do" in flat, out
-    rc, changed, out = run(tmp_path, "secrets_rollback", dict(variables, sre_confirm="yes",
-                                                             secrets_rollback_from=str(tmp_path / "elsewhere.env")))
+    elsewhere = dict(variables, sre_confirm="yes", secrets_rollback_from=str(tmp_path / "elsewhere.env"))
+    rc, changed, out = run(tmp_path, "secrets_rollback", elsewhere)
     assert rc != 0 and "is not one of its backups" in " ".join(out.split()) and env_file.read_text() == before, out
 
     incidents = "".join(p.read_text() for p in (tmp_path / "incidents").rglob("*") if p.is_file())

@@ -91,7 +91,7 @@ def caddy_site():
         with urllib.request.urlopen("https://127.0.0.1:%d/roots/0" % mgmt, timeout=10,
                                     context=ssl.create_default_context(cafile=str(bundle))) as answer:
             (base / "acme-root.pem").write_bytes(answer.read())
-        deadline = time.monotonic() + 30  # Caddy obtains its first certificate in the background
+        deadline = time.monotonic() + 120  # Caddy obtains its first certificate in the background (slow when loaded)
         while _served(https).get("error_category") and time.monotonic() < deadline:
             time.sleep(0.3)
         yield {"base": base, "https": https, "admin": admin, "config": config, "procs": procs,
