@@ -73,7 +73,7 @@ class ArgvSampler(threading.Thread):
 
     def run(self):
         while not self.stop.is_set():
-            proc = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
+            proc = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=False)
             self.samples += 1
             for line in proc.stdout.splitlines():
                 if any(p in line for p in self.patterns):
@@ -99,7 +99,7 @@ class LabSampler:
 
     def _remote_script(self, out):
         return ("pat=%(o)s.pat; : > %(o)s; n=0; "
-                "while [ ! -e %(o)s.stop ]; do ps -eo args | grep -F -f \"$pat\" >> %(o)s; n=$((n+1)); "
+                "while [ ! -e %(o)s.stop ]; do ps -ww -eo args | grep -F -f \"$pat\" >> %(o)s; n=$((n+1)); "
                 "echo $n > %(o)s.n; sleep 0.05; done; rm -f \"$pat\"" % {"o": shlex.quote(out)})
 
     @property
