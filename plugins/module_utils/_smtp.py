@@ -18,7 +18,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
-import ipaddress
 import os
 import random
 import smtplib
@@ -29,6 +28,7 @@ import time
 
 from ansible_collections.sre.runbooks.plugins.module_utils import _envfile
 from ansible_collections.sre.runbooks.plugins.module_utils._common import Findings
+from ansible_collections.sre.runbooks.plugins.module_utils._tls_net import is_ip
 
 SECURITY_CHOICES = ("none", "starttls", "tls")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
@@ -117,14 +117,6 @@ def enter_netns(pid):
         os.close(fd)
 
 
-def _is_ip(text):
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
-
-
 def hosts_lookup(hosts_text, name):
     """The first address an /etc/hosts text gives ``name``, or None."""
     for line in hosts_text.splitlines():
@@ -179,7 +171,7 @@ def _skip_name(data, pos):
 
 def resolve(host, root="/"):
     """The address to connect to, as a process whose filesystem root is ``root`` resolves ``host``."""
-    if _is_ip(host):
+    if is_ip(host):
         return host
     if root != "/":
         hosts = _read(os.path.join(root, "etc/hosts"))

@@ -81,7 +81,8 @@ def endpoint_target(endpoint):
     return "%s:%d" % (host, endpoint["port"])
 
 
-def _is_ip(text):
+def is_ip(text):
+    """Whether text is an IPv4 or IPv6 address (not a name)."""
     try:
         ipaddress.ip_address(text)
         return True
@@ -185,7 +186,7 @@ def fetch_chain(endpoint, timeout):
         sock.settimeout(timeout)
         _starttls(sock, endpoint["starttls"])
         sni = endpoint["server_name"]
-        ssock = _client_context().wrap_socket(sock, server_hostname=None if _is_ip(sni) else sni)
+        ssock = _client_context().wrap_socket(sock, server_hostname=None if is_ip(sni) else sni)
         try:
             return unverified_chain(ssock)
         finally:
