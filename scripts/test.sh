@@ -49,12 +49,12 @@ stage_integration() {
   py="$(venv)/bin/python"
   out="$here/build/integration"
   rm -rf "$out" && mkdir -p -m 0711 "$out"
-  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --durations=12 --basetemp="$out/tmp-lab" -m lab_lane \
+  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --durations=40 --basetemp="$out/tmp-lab" -m lab_lane \
     tests/integration > "$out/lab.log" 2>&1 &
   local pid_lab=$!
   local workers=${LOCAL_WORKERS:-2} xdist=()
   if [ "$workers" -gt 1 ]; then xdist=(-n "$workers" --dist loadfile); fi
-  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --durations=12 --basetemp="$out/tmp-local" -m "not lab_lane" \
+  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --durations=40 --basetemp="$out/tmp-local" -m "not lab_lane" \
     "${xdist[@]}" tests/integration > "$out/local.log" 2>&1 &
   local pid_local=$!
   wait "$pid_lab"; rc_lab=$?

@@ -10,7 +10,7 @@ secret really reaches a tool on a lab host:
 - login remediate on saasresto: a canary bcrypt hash set for a canary user of its Prisma "User" table;
 - app_down diagnose on hotdash (lab-fly, FAKE flyctl): a canary Fly API token handed to flyctl.
 
-Each runs through ansible-runner at -vvvv while LabSampler records ``ps -eo args`` every 50 ms on the control
+Each runs through ansible-runner at -vvvv while LabSampler reads every command line every 50 ms on the control
 node and inside the lab hosts. No canary (the lab vault's secrets, plus the hash, the token and the env value)
 may appear in the job output, in any job event (what AWX keeps), in the incident records or in a process list.
 Each run must also have done its work (the dump exists, the value is in the env file, the hash is set), so an

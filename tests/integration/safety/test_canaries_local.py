@@ -3,7 +3,7 @@
 
 The throwaway cluster gets a superuser role whose password is a canary; the DSN carries it; the login reset gets a
 canary bcrypt hash, the FAKE Fly app (lab/fake-flyctl) a canary API token, the env file a canary secret value.
-While the playbooks run, a sampler thread records ``ps -eo args`` every 50 ms. No canary may appear in stdout or
+While the playbooks run, a sampler thread reads every command line every 50 ms. No canary may appear in stdout or
 stderr, in the incident records (SRE_INCIDENT_DIR) or in any sampled argv line. The lab part (lab hosts' process
 lists, ansible-runner job events) is not run here.
 """
