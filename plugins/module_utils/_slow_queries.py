@@ -153,7 +153,7 @@ WHERE (a.backend_type = 'client backend' OR (a.backend_type IS NULL AND a.usesys
 ACTIVITY_COLUMNS = ("pid", "user", "database", "application", "backend_type", "state", "duration_s", "query_start",
                     "wait_event_type", "wait_event", "query", "blocked_by", "superuser", "backend_start")
 ACTIVE_KEYS = ("pid", "user", "database", "application", "superuser", "duration_s", "wait_event", "blocked_by",
-               "query")
+               "query", "memory_bytes")
 
 SEQ_SCAN_SQL = """SELECT schemaname AS """ + MARK + """, relname, seq_scan, seq_tup_read, idx_scan, n_live_tup
 FROM pg_stat_user_tables
@@ -179,6 +179,7 @@ def empty_result():
         pg_stat_statements=dict(loaded=False, installed=False, version=None, schema=None),
         statements=[], active=[], seq_scan_tables=[], settings={}, would_cancel=[], cancelled=[], terminated=[],
         settings_changed=[], queries=[], error_category=None, error=None,
+        query_memory=dict(measured=False, reason=None, total_bytes=None), memory_heavy=[],
     )
 
 
@@ -200,6 +201,62 @@ def _seen(rows):
     return ([r["pid"] for r in rows], [r["backend_start"] for r in rows], [r["query_start"] for r in rows])
 
 
+def _read(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def _status_fields(raw):
+    """{field: value} of a /proc/<pid>/status text (bytes)."""
+    fields = {}
+    for line in (raw or b"").decode("utf-8", "replace").splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def _kib(value):
+    """Bytes of a "1234 kB" status value; None when it is not one."""
+    parts = (value or "").split()
+    if len(parts) == 2 and parts[0].isdigit() and parts[1] == "kB":
+        return int(parts[0]) * 1024
+    return None
+
+
+def backend_memory(own_pid, session_user, database, pids, proc="/proc"):
+    """The private memory of the server's backends, when the server runs on this host: (measured, reason, {pid: bytes}).
+
+    A backend's private memory is its RssAnon (sorts, hashes, work_mem and the per-backend caches; the shared buffers
+    it touched are RssShmem and are not counted). The server is this host's when this module's own backend
+    (own_pid, from pg_backend_pid()) is a postgres process here whose title names this session's user and database;
+    every other pid is read only when it is a child of the same postmaster. Another pid namespace (a container, a
+    managed database) shows no such process: nothing is measured, and the reason says so."""
+    own = "%s/%d" % (proc, own_pid)
+    title = (_read(own + "/cmdline") or b"").replace(b"\0", b" ").decode("utf-8", "replace")
+    own_status = _status_fields(_read(own + "/status"))
+    if not title.startswith("postgres") or " %s %s " % (session_user, database) not in title + " ":
+        return False, ("the database server's processes are not visible from this host (it runs in another "
+                       "container, host or pid namespace): memory per query is not measured"), {}
+    postmaster = own_status.get("PPid")
+    found = {}
+    for pid in pids:
+        status = _status_fields(_read("%s/%d/status" % (proc, pid)))
+        if status.get("PPid") != postmaster:
+            continue  # ended meanwhile, or not a backend of this server
+        size = _kib(status.get("RssAnon"))
+        if size is not None:
+            found[pid] = size
+    return True, None, found
+
+
+def _mb(size):
+    return "%.0f MB" % (size / 1048576.0)
+
+
 class SlowQueries(PgJob):
     """Read the statements, the active queries and the scans; cancel runaway queries, set the slow query log."""
 
@@ -210,11 +267,14 @@ class SlowQueries(PgJob):
         super(SlowQueries, self).__init__(pg, limits)
         self.rows = []
         self.lmds = None
+        self.own_pid = None
+        self._active_rows = []
 
     def steps(self):
         self.read_settings()
         self.statements()
         self.activity()
+        self.query_memory()
         self.seq_scans()
         self.cancel()
         self.set_log_min_duration()
@@ -231,7 +291,7 @@ class SlowQueries(PgJob):
 
     def read_settings(self):
         res = self.result
-        version, dummy, settings, lmds, ext = self.sql(SETTINGS_SQL, (SHOWN_SETTINGS,))[0]
+        version, self.own_pid, settings, lmds, ext = self.sql(SETTINGS_SQL, (SHOWN_SETTINGS,))[0]
         res["server_version"] = version
         res["settings"] = dict(settings or {})
         self.lmds = lmds
@@ -299,8 +359,9 @@ class SlowQueries(PgJob):
             row["wait_event"] = ("%s:%s" % (row["wait_event_type"], row["wait_event"])) if row["wait_event"] else None
             row["blocked_by"] = sorted(row["blocked_by"] or [])
         # the rows keep the query as read (protected_queries match it); the result has it cleaned (redacted)
-        self.result["active"] = [dict([(k, r[k]) for k in ACTIVE_KEYS], query=self._clean(r["query"]))
-                                 for r in self.rows[:self.params["active_limit"]]]
+        for row in self.rows:
+            row["memory_bytes"] = None  # query_memory() reads it where the server's processes are visible
+        self._active_rows = self.rows[:self.params["active_limit"]]
         add, lim = self.findings.add, self.limits
         long_running = [r["pid"] for r in self.rows if (r["duration_s"] or 0) > lim["long_query_after"]]
         if long_running:
@@ -314,6 +375,35 @@ class SlowQueries(PgJob):
         if any(r["state"] is None for r in rows):
             add("info", "limited_visibility", "the login user cannot see the queries of every session "
                 "(grant pg_read_all_stats)")
+
+    def query_memory(self):
+        """The private memory of each active query's backend (backend_memory), the heaviest first in memory_heavy."""
+        p, res = self.params, self.result
+        if p["query_memory"] and self.rows:
+            user, database = self.sql("SELECT session_user AS " + MARK + ", current_database()")[0]
+            measured, reason, sizes = backend_memory(self.own_pid, user, database, [r["pid"] for r in self.rows])
+            res["query_memory"].update(measured=measured, reason=reason,
+                                       total_bytes=sum(sizes.values()) if measured else None)
+            for row in self.rows:
+                row["memory_bytes"] = sizes.get(row["pid"])
+        elif not p["query_memory"]:
+            res["query_memory"]["reason"] = "query_memory is false"
+        else:
+            res["query_memory"].update(measured=True, total_bytes=0)
+        res["active"] = [dict([(k, r[k]) for k in ACTIVE_KEYS], query=self._clean(r["query"])) for r in self._active_rows]
+        weighed = sorted((r for r in self.rows if r["memory_bytes"] is not None),
+                         key=lambda r: (-r["memory_bytes"], r["pid"]))
+        res["memory_heavy"] = [dict([(k, r[k]) for k in ACTIVE_KEYS], query=self._clean(r["query"]))
+                               for r in weighed[:p["memory_heavy_top"]]]
+        heavy = [r for r in weighed if r["memory_bytes"] >= p["memory_heavy_mb"] * 1048576]
+        if heavy:
+            first = heavy[0]
+            self.findings.add("warning", "memory_heavy_query", "%d active queries use %d MB or more of private memory "
+                              "(work_mem sorts and hashes), the heaviest pid %d (%s, %s in %s, %ss): %s"
+                              % (len(heavy), p["memory_heavy_mb"], first["pid"], _mb(first["memory_bytes"]),
+                                 first["user"], first["database"], first["duration_s"],
+                                 (self._clean(first["query"]) or "")[:100]),
+                              pids=[r["pid"] for r in heavy])
 
     def seq_scans(self):
         p = self.params

@@ -72,6 +72,26 @@ options:
     description: At most this many active queries are listed in RV(active), the longest running first.
     type: int
     default: 50
+  query_memory:
+    description:
+      - Read the private memory of each active query's backend (its C(RssAnon) in C(/proc/<pid>/status), that is sorts,
+        hashes, C(work_mem); not the shared buffers) when the database server runs on the host the module runs on.
+      - The server is taken for this host's only when the module's own backend is a C(postgres) process here whose
+        title names the session's user and database, and a pid is read only when it is a child of the same
+        postmaster. A server in another container, host or pid namespace is not measured
+        (RV(query_memory.measured=false), with the reason).
+    type: bool
+    default: true
+  memory_heavy_mb:
+    description:
+      - An active query whose backend holds at least this many MB of private memory is a C(memory_heavy_query)
+        finding (warning).
+    type: int
+    default: 256
+  memory_heavy_top:
+    description: How many active queries RV(memory_heavy) lists, the heaviest first.
+    type: int
+    default: 5
   seq_scan_min_rows:
     description:
       - A table is listed in RV(seq_scan_tables) when it has at least this many live rows, its sequential scans read
@@ -204,11 +224,26 @@ statements:
 active:
   description:
     - Active queries of client backends, the longest running first (at most O(active_limit)), as C({pid, user,
-      database, application, superuser, duration_s, wait_event, blocked_by, query}); C(blocked_by) lists the pids
-      holding the lock the query waits for.
+      database, application, superuser, duration_s, wait_event, blocked_by, query, memory_bytes}); C(blocked_by) lists
+      the pids holding the lock the query waits for; C(memory_bytes) is the backend's private memory (null when not
+      measured, see O(query_memory)).
   returned: always
   type: list
   elements: dict
+memory_heavy:
+  description:
+    - The active queries whose backends hold the most private memory, the heaviest first (at most
+      O(memory_heavy_top)), with the keys of RV(active); empty when nothing was measured.
+  returned: always
+  type: list
+  elements: dict
+query_memory:
+  description:
+    - C(measured) (the memory of the active queries' backends was read on this host), C(reason) (why not, else
+      null) and C(total_bytes) (their sum; null when not measured).
+  returned: always
+  type: dict
+  sample: {measured: true, reason: null, total_bytes: 734003200}
 seq_scan_tables:
   description:
     - Tables of the connected database read mostly by sequential scans, the most rows read first, as
@@ -280,6 +315,9 @@ def argument_spec():
         redact_literals=dict(type="bool", default=True),
         long_query_after=dict(type="str", default="5m"),
         active_limit=dict(type="int", default=50),
+        query_memory=dict(type="bool", default=True),
+        memory_heavy_mb=dict(type="int", default=256),
+        memory_heavy_top=dict(type="int", default=5),
         seq_scan_min_rows=dict(type="int", default=10000),
         seq_scan_min_scans=dict(type="int", default=10),
         cancel_after=dict(type="str"),
@@ -304,7 +342,8 @@ def check_options(p):
         except ValueError as exc:
             raise ValueError("%s: %s" % (name, exc))
     for name, low in (("top", 0), ("query_length", 1), ("active_limit", 0), ("seq_scan_min_rows", 0),
-                      ("seq_scan_min_scans", 1), ("terminate_limit", 0)):
+                      ("seq_scan_min_scans", 1), ("terminate_limit", 0), ("memory_heavy_mb", 1),
+                      ("memory_heavy_top", 0)):
         if p[name] < low:
             raise ValueError("%s must be at least %d" % (name, low))
     if p["log_min_duration_statement"] is not None and p["log_min_duration_statement"] < -1:

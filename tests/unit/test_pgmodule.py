@@ -274,7 +274,7 @@ MODULE_KEYS = {
                   "terminated", "cancelled", "would_terminate", "queries", "error_category", "error"},
     "pg_slow_queries": {"status", "findings", "server_version", "pg_stat_statements", "statements", "active",
                         "seq_scan_tables", "settings", "would_cancel", "cancelled", "terminated", "settings_changed",
-                        "queries", "error_category", "error"},
+                        "queries", "error_category", "error", "query_memory", "memory_heavy"},
     "pg_orphans": {"relations", "total_orphans", "deleted", "saved_path", "restored", "already_present", "passes",
                    "status", "findings", "queries", "error_category", "error"},
 }

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests for the pure helpers of plugins/module_utils/_slow_queries.py (redaction, hints, cancel targets)."""
+"""Unit tests for the pure helpers of plugins/module_utils/_slow_queries.py (redaction, hints, cancel targets,
+the memory of backends read from a /proc tree)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from conftest import ensure_collection_link
 
 sys.path.insert(0, str(ensure_collection_link()))
 from ansible_collections.sre.runbooks.plugins.module_utils._slow_queries import (  # noqa: E402
+    backend_memory,
     cancel_targets,
     clean_query,
     seq_scan_hint,
@@ -88,3 +90,35 @@ def test_cancel_targets(rows, kwargs, expected):
 def test_version_tuple(text, expected):
     assert version_tuple(text) == expected
     assert (version_tuple("1.10") >= (1, 8)) is True
+
+
+def fake_proc(root, pid, title, ppid, rss_anon_kb=None):
+    where = root / str(pid)
+    where.mkdir()
+    (where / "cmdline").write_bytes(title.replace(" ", "\0").encode() + b"\0\0\0")
+    lines = ["Name:\tpostgres", "PPid:\t%d" % ppid]
+    if rss_anon_kb is not None:
+        lines.append("RssAnon:\t  %d kB" % rss_anon_kb)
+    (where / "status").write_text("\n".join(lines) + "\n")
+
+
+def test_backend_memory_reads_the_backends_of_this_server_only(tmp_path):
+    fake_proc(tmp_path, 100, "postgres: 15/main: sre saasresto [local] SELECT", 1, 2048)  # this module's backend
+    fake_proc(tmp_path, 101, "postgres: 15/main: app saasresto 10.0.0.5(4242) SELECT", 1, 307200)
+    fake_proc(tmp_path, 102, "postgres: 15/main: app saasresto 10.0.0.5(4243) idle", 1, 1024)
+    fake_proc(tmp_path, 103, "postgres: other: app x [local] SELECT", 77, 999999)  # another postmaster
+    measured, reason, sizes = backend_memory(100, "sre", "saasresto", [101, 102, 103, 104], proc=str(tmp_path))
+    assert measured is True and reason is None
+    assert sizes == {101: 307200 * 1024, 102: 1024 * 1024}  # 103: another server; 104: gone
+
+
+@pytest.mark.parametrize("title", [
+    "postgres: 15/main: sre otherdb [local] SELECT",  # the pid is some backend, not this session's
+    "python3 worker.py",  # the pid is not postgres here: another pid namespace
+])
+def test_backend_memory_is_not_measured_when_the_server_is_not_this_hosts(tmp_path, title):
+    fake_proc(tmp_path, 100, title, 1, 2048)
+    fake_proc(tmp_path, 101, "postgres: 15/main: app saasresto 10.0.0.5(4242) SELECT", 1, 307200)
+    measured, reason, sizes = backend_memory(100, "sre", "saasresto", [101], proc=str(tmp_path))
+    assert (measured, sizes) == (False, {}) and "not visible from this host" in reason
+    assert backend_memory(555, "sre", "saasresto", [101], proc=str(tmp_path))[0] is False  # no such process

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """high_resource on localhost (no lab): the temporary swap step never formats or overwrites a file that is
-already there, a refused swapon is a finding with changed=0 run after run, and diagnose tolerates only a
-kernel log that is not available (a real journalctl error fails the run).
+already there, a refused swapon is a finding with changed=0 run after run, diagnose tolerates only a
+kernel log that is not available (a real journalctl error fails the run), and diagnose names the memory-heaviest
+queries of the app's database (the throwaway cluster runs on this host, so each backend's memory is read).
 
 Swap is really enabled (a few MB, swapped off again) only where this host allows swapon; the refused path
 uses tmpfs (/dev/shm), where the kernel refuses swap files."""
@@ -11,10 +12,12 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
+from pg_sessions import run_in_background
 from playbook_runner import run_playbook
 
 REPO = Path(__file__).resolve().parents[3]
@@ -180,3 +183,34 @@ def test_a_real_kernel_log_error_is_not_hidden(diagnose, tmp_path):
     fake_tool(fake, "dmesg", "dmesg: invalid option -- 'T'", 1)
     rc, dummy, out = diagnose(path_dir=fake)
     assert rc != 0 and "invalid option" in out, out
+
+
+# ---------------------------------------------------------------- diagnose: the memory-heaviest queries
+
+def test_the_memory_heaviest_query_is_named(diagnose, pg_cluster):
+    """A session holding a 300 MB value while it sleeps is the finding memory_heavy_query, with its pid, in --check;
+    an unreachable database is a finding and the diagnosis still succeeds."""
+    db = {"sre_db_host": pg_cluster.host, "sre_db_port": pg_cluster.port, "sre_db_user": "postgres",
+          "sre_db_password": pg_cluster.password, "sre_db_name": "postgres", "high_resource_query_mem_mb_warn": 200}
+    conn = pg_cluster.connect(application_name="high-resource-test")
+    conn.autocommit = True
+    pid = conn.get_backend_pid()
+    worker = run_in_background(conn, "SELECT length(x), pg_sleep(20) FROM (SELECT repeat('x', g) AS x "
+                                     "FROM generate_series(300000000, 300000000) g) s")
+    try:
+        deadline = time.time() + 20
+        while pg_cluster.psql("SELECT wait_event FROM pg_stat_activity WHERE pid = %d" % pid).strip() != "PgSleep":
+            assert time.time() < deadline, "the heavy query did not start"
+            time.sleep(0.2)
+        rc, changed, out = diagnose(db)
+        assert rc == 0 and changed == 0, out
+        assert "memory_heavy_query" in out and "the heaviest pid %d" % pid in out, out
+        assert "Memory-heaviest queries of the database: pid %d 28" % pid in out, out  # 286 MB and some
+        assert pg_cluster.password not in out
+    finally:
+        pg_cluster.psql("SELECT pg_cancel_backend(%d)" % pid)
+        worker.join(10)
+        conn.close()
+    rc, changed, out = diagnose(dict(db, sre_db_port=1))
+    assert rc == 0 and changed == 0, out
+    assert "queries_not_read" in out and "not read (the database is unreachable)" in out, out

@@ -176,6 +176,35 @@ def test_active_queries_and_lock_waits(pg_cluster, sessions):
     assert res["status"] == "warning" and res["would_cancel"] == []
 
 
+def test_memory_heavy_queries(pg_cluster, sessions):
+    """The backend of a query that holds 300 MB (a repeat() result alive while pg_sleep runs) is the heaviest, by its
+    private memory read from /proc (the throwaway cluster runs on this host); a plain pg_sleep is light."""
+    heavy = sessions.open()
+    sessions.background(heavy, "SELECT length(x), pg_sleep(30) /* slowq heavy */ FROM "
+                               "(SELECT repeat('x', g) AS x FROM generate_series(300000000, 300000000) g) s")
+    light = sessions.open()
+    sessions.background(light, "SELECT pg_sleep(30) /* slowq light */")
+    heavy_pid, light_pid = heavy.get_backend_pid(), light.get_backend_pid()
+    asleep = "SELECT wait_event FROM pg_stat_activity WHERE pid = %d" % heavy_pid
+    assert wait_for(lambda: pg_cluster.psql(asleep).strip() == "PgSleep", timeout=20)
+    res = scan(pg_cluster, memory_heavy_mb=200, memory_heavy_top=2)
+    assert res["query_memory"]["measured"] is True and res["query_memory"]["reason"] is None, res["query_memory"]
+    active = {a["pid"]: a for a in res["active"]}
+    assert active[heavy_pid]["memory_bytes"] >= 300 * 10 ** 6, active[heavy_pid]  # the 300 MB string
+    assert active[light_pid]["memory_bytes"] < 100 * 1048576, active[light_pid]
+    assert res["query_memory"]["total_bytes"] >= active[heavy_pid]["memory_bytes"] + active[light_pid]["memory_bytes"]
+    assert [q["pid"] for q in res["memory_heavy"]][0] == heavy_pid and len(res["memory_heavy"]) == 2
+    assert res["memory_heavy"][0]["query"].startswith("SELECT length(x), pg_sleep(?) /* slowq heavy */")
+    found = [f for f in res["findings"] if f["code"] == "memory_heavy_query"]
+    assert len(found) == 1 and found[0]["pids"] == [heavy_pid] and "heaviest pid %d" % heavy_pid in found[0]["message"]
+    assert res["status"] == "warning"
+    # not read when not asked: nothing measured, no finding
+    off = scan(pg_cluster, query_memory=False, memory_heavy_mb=200)
+    assert off["query_memory"] == {"measured": False, "reason": "query_memory is false", "total_bytes": None}
+    assert all(a["memory_bytes"] is None for a in off["active"]) and off["memory_heavy"] == []
+    assert "memory_heavy_query" not in {f["code"] for f in off["findings"]}
+
+
 def test_seq_scan_hints(pg_cluster, slowq_db):
     conn = pg_cluster.connect(dbname=DB_WITH)
     conn.autocommit = True
