@@ -2,13 +2,16 @@
 """high_resource on localhost (no lab): the temporary swap step never formats or overwrites a file that is
 already there, a refused swapon is a finding with changed=0 run after run, diagnose tolerates only a
 kernel log that is not available (a real journalctl error fails the run), and diagnose names the memory-heaviest
-queries of the app's database (the throwaway cluster runs on this host, so each backend's memory is read).
+queries of the app's database (the throwaway cluster runs on this host, so each backend's memory is read). The way
+back: remediate records what it replaces (the FAKE Fly app's memory and count, a swap file it made) and
+high_resource_rollback puts it back once.
 
 Swap is really enabled (a few MB, swapped off again) only where this host allows swapon; the refused path
 uses tmpfs (/dev/shm), where the kernel refuses swap files."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -214,3 +217,82 @@ def test_the_memory_heaviest_query_is_named(diagnose, pg_cluster):
     rc, changed, out = diagnose(dict(db, sre_db_port=1))
     assert rc == 0 and changed == 0, out
     assert "queries_not_read" in out and "not read (the database is unreachable)" in out, out
+
+
+# ---------------------------------------------------------------- the way back
+
+def fly_scale(tmp_path):
+    state = json.loads((tmp_path / "fly" / "state.json").read_text())["apps"]["hotdash-production"]["machines"]
+    return len(state), sorted(set(m["config"]["guest"]["memory_mb"] for m in state))
+
+
+def test_rollback_puts_the_fly_scale_back_once(tmp_path, collections_path):
+    """FAKE flyctl: two remediates (memory 1024 -> 2048 -> 4096, count 2 -> 3); the record keeps the first values;
+    rollback plans, --check changes nothing, then puts 2 x 1024 MB back and removes the record; a second rollback
+    has nothing to do."""
+    record = tmp_path / "state" / "high_resource" / "hotdash-production.json"
+    base = {"sre_target_kind": "fly", "sre_app_name": "hotdash-production", "sre_flyctl": str(FLYCTL),
+            "sre_state_dir": str(tmp_path / "state"), "target_state_dir": str(tmp_path / "state"),
+            "sre_proxy_kind": "none", "target_health_retries": 1, "target_health_delay": 0}
+
+    def go(name, extra=None, check=False):
+        return run(tmp_path, REPO / "playbooks" / ("high_resource_%s.yml" % name), dict(base, **(extra or {})), check=check)
+
+    rc, changed, out = go("rollback", {"sre_confirm": "yes"})
+    assert rc == 0 and changed == 0 and "Nothing to roll back for hotdash-production" in out, out
+    assert not record.exists()
+    env = dict(os.environ, FAKE_FLY_STATE=str(tmp_path / "fly" / "state.json"))
+    subprocess.run([str(FLYCTL), "scale", "show", "--json", "-a", "hotdash-production"], env=env, check=True,
+                   capture_output=True)  # the FAKE app's state, as it starts
+    before = fly_scale(tmp_path)
+    assert before == (2, [1024]), before
+    rc, changed, out = go("remediate", {"sre_confirm": "yes", "high_resource_fly_memory_mb": 2048})
+    assert rc == 0 and changed == 1 and fly_scale(tmp_path) == (2, [2048]), out
+    assert json.loads(record.read_text())["before"] == {"fly_memory_mb": 1024}
+    rc, changed, out = go("remediate", {"sre_confirm": "yes", "high_resource_fly_memory_mb": 4096,
+                                        "high_resource_fly_count": 3})
+    assert rc == 0 and changed == 2 and fly_scale(tmp_path) == (3, [4096]), out
+    doc = json.loads(record.read_text())
+    assert doc["before"] == {"fly_memory_mb": 1024, "fly_count": 2} and doc["runbook"] == "high_resource", doc
+    assert oct(record.stat().st_mode & 0o777) == "0o640"
+
+    rc, changed, out = go("rollback")
+    assert rc == 0 and changed == 0 and "Not confirmed: nothing is changed" in out, out
+    assert "Fly: memory back to 1024 MB per machine" in out and "Fly: back to 2 machines" in out, out
+    rc, changed, out = go("rollback", {"sre_confirm": "yes"}, check=True)
+    assert rc == 0 and changed == 0 and fly_scale(tmp_path) == (3, [4096]) and record.exists(), out
+    rc, changed, out = go("rollback", {"sre_confirm": "yes"})
+    assert rc == 0 and changed >= 2 and fly_scale(tmp_path) == (2, [1024]), out
+    assert not record.exists()
+    rc, changed, out = go("rollback", {"sre_confirm": "yes"})
+    assert rc == 0 and changed == 0 and "Nothing to roll back" in out, out
+
+
+def test_rollback_removes_the_swap_file_it_made_and_only_that(tmp_path, real_swap, collections_path):
+    """A confirmed remediate makes and enables a swap file; rollback swaps it off and removes it. A file put at the
+    recorded path by someone else is never touched (swap_file_not_ours)."""
+    base = {"sre_target_kind": "systemd", "sre_app_name": "swaptest", "sre_state_dir": str(tmp_path / "state"),
+            "high_resource_swap_file": str(real_swap), "high_resource_host_checks": False,
+            "high_resource_queries": False, "sre_confirm": "yes", "target_health_url": "",
+            "target_health_retries": 1, "target_health_delay": 0}
+    book = tmp_path / "phase.yml"
+    book.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                    "    - ansible.builtin.include_role:\n        name: sre.runbooks.high_resource\n"
+                    "        tasks_from: remediate/swap_file.yml\n      when: phase == 'remediate'\n"
+                    "    - ansible.builtin.include_role:\n        name: sre.runbooks.high_resource\n"
+                    "        tasks_from: rollback.yml\n      when: phase == 'rollback'\n")
+    rc, changed, out = run(tmp_path, book, dict(base, phase="remediate", high_resource_swap_mb=8, confirm_granted=True))
+    assert rc == 0 and changed == 1 and active(real_swap), out
+    record = tmp_path / "state" / "high_resource" / "swaptest.json"
+    assert json.loads(record.read_text())["before"] == {"swap_file": str(real_swap)}
+    rc, changed, out = run(tmp_path, book, dict(base, phase="rollback", sre_confirm="no"))
+    assert rc == 0 and changed == 0 and active(real_swap), out
+    assert "swap off and remove the swap file %s (made by sre.runbooks, label %s)" % (real_swap, LABEL) in out, out
+    rc, changed, out = run(tmp_path, book, dict(base, phase="rollback"))
+    assert rc == 0 and changed == 1 and not active(real_swap) and not real_swap.exists() and not record.exists(), out
+
+    # someone else's file at the recorded path: left alone, and the record stays for a person to look at
+    record.write_text(json.dumps({"runbook": "high_resource", "before": {"swap_file": str(real_swap)}}))
+    real_swap.write_bytes(b"not swap")
+    rc, changed, out = run(tmp_path, book, dict(base, phase="rollback"))
+    assert rc == 0 and "swap_file_not_ours" in out and real_swap.read_bytes() == b"not swap", out
