@@ -254,6 +254,7 @@ def test_rollback_puts_the_fly_scale_back_once(tmp_path, collections_path):
     assert rc == 0 and changed == 2 and fly_scale(tmp_path) == (3, [4096]), out
     doc = json.loads(record.read_text())
     assert doc["before"] == {"fly_memory_mb": 1024, "fly_count": 2} and doc["runbook"] == "high_resource", doc
+    assert doc["after"] == {"fly_memory_mb": 4096, "fly_count": 3}, doc
     assert oct(record.stat().st_mode & 0o777) == "0o640"
 
     rc, changed, out = go("rollback")
@@ -266,6 +267,17 @@ def test_rollback_puts_the_fly_scale_back_once(tmp_path, collections_path):
     assert not record.exists()
     rc, changed, out = go("rollback", {"sre_confirm": "yes"})
     assert rc == 0 and changed == 0 and "Nothing to roll back" in out, out
+
+    # a record of another incident (the setting was changed since, or the record is old) starts afresh
+    go("remediate", {"sre_confirm": "yes", "high_resource_fly_memory_mb": 2048})
+    env_scale = [str(FLYCTL), "scale", "memory", "3072", "-a", "hotdash-production"]
+    subprocess.run(env_scale, env=env, check=True, capture_output=True)  # by hand, outside the collection
+    go("remediate", {"sre_confirm": "yes", "high_resource_fly_memory_mb": 4096})
+    assert json.loads(record.read_text())["before"] == {"fly_memory_mb": 3072}
+    doc = json.loads(record.read_text())
+    record.write_text(json.dumps(dict(doc, first_change_epoch=doc["first_change_epoch"] - 25 * 3600)))
+    go("remediate", {"sre_confirm": "yes", "high_resource_fly_memory_mb": 1024})
+    assert json.loads(record.read_text())["before"] == {"fly_memory_mb": 4096}
 
 
 def test_rollback_removes_the_swap_file_it_made_and_only_that(tmp_path, real_swap, collections_path):
