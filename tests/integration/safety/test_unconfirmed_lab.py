@@ -38,6 +38,8 @@ CHANGING = {
     "high_resource_remediate": ({"high_resource_restart": True, "high_resource_swap_mb": 64}, HOSTS),
     "high_resource_rollback": ({}, HOSTS),
     "login_remediate": ({"login_delete_expired_sessions": True}, {"lab-systemd"}),
+    "rate_limit_remediate": ({"rate_limit_zone": "api", "rate_limit_rate": "20r/s"}, {"lab-pm2"}),
+    "rate_limit_rollback": ({}, {"lab-pm2"}),
     "read_only_remediate": ({"read_only_terminate_writers": True}, {"lab-systemd", "lab-sme"}),
     "read_only_rollback": ({}, {"lab-systemd"}),
     "secrets_remediate": ({}, HOSTS),
@@ -53,7 +55,7 @@ REFUSES_WHEN_NOTHING_TO_DO = {"db_restore_swap_back": "Nothing was changed"}
 # planned: which one depends on what earlier tests left in the lab; either way nothing changes.
 MAY_HAVE_NOTHING_TO_DO = {"secrets_rollback": "nothing was changed"}
 # Nothing recorded to undo on a host (no remediate changed anything there): says so and changes nothing, rc 0.
-NOTHING_RECORDED = {"high_resource_rollback": "Nothing to roll back"}
+NOTHING_RECORDED = {"high_resource_rollback": "Nothing to roll back", "rate_limit_rollback": "Nothing to roll back"}
 
 
 def web_image():
