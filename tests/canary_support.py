@@ -96,7 +96,7 @@ class ArgvSampler(threading.Thread):
             self.samples += 1
             for line in lines:
                 if any(p in line for p in self.patterns):
-                    self.hits.add(line[:300])
+                    self.hits.add(line)  # whole: a canary may come after any length
             self.stop.wait(0.05)
 
 
@@ -109,9 +109,18 @@ out = sys.argv[1]
 with open(out + ".pat") as handle:
     patterns = [line for line in handle.read().splitlines() if line]
 os.remove(out + ".pat")
-seen, samples = set(), 0
+seen, samples, started = set(), 0, time.time()
+
+
+def count(n):
+    with open(out + ".n.tmp", "w") as handle:
+        handle.write(str(n))
+    os.rename(out + ".n.tmp", out + ".n")
+
+
 with open(out, "a") as hits:
-    while not os.path.exists(out + ".stop"):
+    # until told to stop, or the hits file is gone (the test cleaned up), or an hour at most
+    while not os.path.exists(out + ".stop") and os.path.exists(out) and time.time() - started < 3600:
         for name in os.listdir("/proc"):
             if not name.isdigit():
                 continue
@@ -126,11 +135,9 @@ with open(out, "a") as hits:
                 hits.flush()
         samples += 1
         if samples % 10 == 1:
-            with open(out + ".n", "w") as count:
-                count.write(str(samples))
+            count(samples)
         time.sleep(0.05)
-with open(out + ".n", "w") as count:
-    count.write(str(samples))
+count(samples)
 """
 
 
@@ -179,7 +186,7 @@ class LabSampler:
         self._local.join()
         for container, out in self.remote.items():
             script = ("touch %(o)s.stop; sleep 0.3; cat %(o)s; echo; echo SAMPLES=$(cat %(o)s.n 2>/dev/null); "
-                      "rm -f %(o)s %(o)s.stop %(o)s.n %(o)s.pat" % {"o": shlex.quote(out)})
+                      "rm -f %(o)s %(o)s.stop %(o)s.n %(o)s.n.tmp %(o)s.pat" % {"o": shlex.quote(out)})
             text = subprocess.run(["docker", "exec", container, "sh", "-c", script], capture_output=True,
                                   text=True, check=False).stdout
             self.remote[container] = text

@@ -30,7 +30,7 @@ _EVENT_RE = re.compile(
     r'(?P<what>limiting requests|delaying request), excess: (?P<excess>[\d.]+),? by zone "(?P<zone>[^"]+)", '
     r'client: (?P<client>[^,\s]+)(?:, server: (?P<server>[^,]*))?(?:, request: "(?P<request>[^"]*)")?')
 _ZONE_RE = re.compile(r'(?:^|[;{}\s])limit_req_zone\s+(?P<key>\S+)\s+(?P<args>[^;]*);')
-_USE_RE = re.compile(r'(?:^|[;{}\s])limit_req\s+(?P<args>zone=[^;]*);')
+_USE_RE = re.compile(r'(?:^|[;{}\s])limit_req\s+(?P<args>[^;]*\bzone=[^;]*);')
 _FILE_RE = re.compile(r"^# configuration file (?P<path>.+):$")
 RATE_RE = re.compile(r"^[1-9][0-9]{0,6}r/[sm]$")
 ALLOW_BEGIN = "# BEGIN sre.runbooks rate_limit allow-list for zone %s"

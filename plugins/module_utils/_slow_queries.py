@@ -379,17 +379,15 @@ class SlowQueries(PgJob):
     def query_memory(self):
         """The private memory of each active query's backend (backend_memory), the heaviest first in memory_heavy."""
         p, res = self.params, self.result
-        if p["query_memory"] and self.rows:
+        if p["query_memory"]:
             user, database = self.sql("SELECT session_user AS " + MARK + ", current_database()")[0]
             measured, reason, sizes = backend_memory(self.own_pid, user, database, [r["pid"] for r in self.rows])
             res["query_memory"].update(measured=measured, reason=reason,
                                        total_bytes=sum(sizes.values()) if measured else None)
             for row in self.rows:
                 row["memory_bytes"] = sizes.get(row["pid"])
-        elif not p["query_memory"]:
-            res["query_memory"]["reason"] = "query_memory is false"
         else:
-            res["query_memory"].update(measured=True, total_bytes=0)
+            res["query_memory"]["reason"] = "query_memory is false"
         res["active"] = [dict([(k, r[k]) for k in ACTIVE_KEYS], query=self._clean(r["query"])) for r in self._active_rows]
         weighed = sorted((r for r in self.rows if r["memory_bytes"] is not None),
                          key=lambda r: (-r["memory_bytes"], r["pid"]))

@@ -184,6 +184,7 @@ nginx_test:
   type: str
 """
 
+import hashlib
 import json
 import os
 import re
@@ -200,26 +201,42 @@ REVERT_UNIT = "sre-rate-limit-revert"
 # first change, nginx -t (refused: the files as they were, the unit fails and says why), the records marked
 # reverted, the reload. Nothing recorded (restored already): nothing to do.
 REVERT_PY = r"""
-import json, os, shutil, subprocess, sys, time
+import hashlib, json, os, subprocess, sys, time
 state, nginx, reload = sys.argv[1], sys.argv[2], sys.argv[3:]
 records_path = os.path.join(state, "changes.json")
 try:
     with open(records_path) as handle:
         records = json.load(handle)
 except (IOError, OSError, ValueError):
-    sys.exit(0)
-first = {}
+    sys.exit(0)  # nothing recorded: put back already
+first, last = {}, {}
 for record in records:
     first.setdefault(record["file"], record["backup"])
-kept = {}
-for path, backup in first.items():
-    with open(path) as handle:
-        kept[path] = handle.read()
-    shutil.copyfile(backup, path)
+    last[record["file"]] = record
+backups, current = {}, {}
+try:
+    for path in first:
+        with open(first[path], "rb") as handle:
+            backups[path] = handle.read()
+        with open(path, "rb") as handle:
+            current[path] = handle.read()
+        wanted = last[path].get("sha256_after")
+        if wanted and hashlib.sha256(current[path]).hexdigest() != wanted and current[path] != backups[path]:
+            sys.exit("%s was edited after the rate_limit change: not put back (its backup: %s)" % (path, first[path]))
+except (IOError, OSError) as exc:
+    sys.exit("cannot read a file or its backup (%s): nothing was put back" % exc)
+
+
+def write(path, data):
+    with open(os.path.realpath(path), "wb") as handle:
+        handle.write(data)
+
+
+for path in first:
+    write(path, backups[path])
 if subprocess.call([nginx, "-t"]) != 0:
-    for path, text in kept.items():
-        with open(path, "w") as handle:
-            handle.write(text)
+    for path in first:
+        write(path, current[path])
     sys.exit("nginx -t refused the configuration put back: the files are as they were")
 os.rename(records_path, records_path + "." + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + ".reverted")
 sys.exit(subprocess.call(reload))
@@ -262,7 +279,12 @@ def _write_private(path, data, mode=0o600):
     os.rename(tmp, path)
 
 
+def _sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _write_keeping_mode(path, text):
+    path = os.path.realpath(path)  # sites-enabled/* are often links: the file they point to is written, the link stays
     st = os.stat(path)
     tmp = "%s.sre-tmp-%d" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, st.st_mode & 0o7777)
@@ -356,7 +378,11 @@ class RateLimits(object):
                                  for u in uses if u["zone"] == zone["name"]])
             if zone["file"] and zone["file"] not in texts:
                 texts[zone["file"]] = self.read_file(zone["file"])
-            zone["allowed"] = _nginx.allowed(texts.get(zone["file"]) or "", _nginx.base_zone(zone["name"]))
+            try:
+                zone["allowed"] = _nginx.allowed(texts.get(zone["file"]) or "", _nginx.base_zone(zone["name"]))
+            except ValueError as exc:
+                zone["allowed"] = []
+                self.findings.add("warning", "allow_list_damaged", str(exc))
         res = self.result
         res.update(zones=zones, rejected=summary["rejected"], delayed=summary["delayed"],
                    top_clients=summary["top_clients"], top_requests=summary["top_requests"],
@@ -390,19 +416,33 @@ class RateLimits(object):
 
     def read_file(self, path):
         try:
-            with open(path) as handle:
-                return handle.read()
+            with open(path, "rb") as handle:
+                data = handle.read()
         except (IOError, OSError):
             return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Failure("%s is not UTF-8 text: not read or changed" % path)
 
     # ------------------------------------------------------------------ changing
+
+    def check_state_dir(self):
+        """The state directory (backups, records, the revert job run as root) is this user's and nobody else's."""
+        state = self.p["state_dir"]
+        for directory in (state, os.path.join(state, "backups")):
+            if not os.path.isdir(directory):
+                os.makedirs(directory, 0o700)
+            st = os.stat(directory)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                raise Failure("%s is not owned by this user only (owner uid %d, mode %o): its backups and the revert "
+                              "job cannot be trusted; fix its owner and mode (0700)" % (directory, st.st_uid,
+                                                                                       st.st_mode & 0o7777))
 
     def backup(self, path, text):
         state = self.p["state_dir"]
         backups = os.path.join(state, "backups")
-        for directory in (state, backups):
-            if not os.path.isdir(directory):
-                os.makedirs(directory, 0o700)
+        self.check_state_dir()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         name = "%s.%s" % (re.sub(r"[^A-Za-z0-9._-]", "_", path.strip("/")), stamp)
         target = os.path.join(backups, name)
@@ -457,25 +497,42 @@ class RateLimits(object):
         self.result["changed"] = True
         if self.module.check_mode:
             return
+        if p["revert_after"] and not (os.path.isdir("/run/systemd/system") and self.module.get_bin_path("systemd-run")):
+            raise Failure("revert_after needs systemd on this host (systemd-run, a running systemd): nothing was "
+                          "changed; without a deadline (revert_after unset) the rollback puts it back")
         saved = dict((f, self.backup(f, text_of(f))) for f in files)
         for f in files:
             _write_keeping_mode(f, edits[f])
         if not self.nginx_test():
-            for f in files:
-                _write_keeping_mode(f, text_of(f))
-                os.remove(saved[f])
+            self.undo(files, text_of, saved)
             raise Failure("nginx -t refused the change, %s as it was: %s"
                           % (", ".join(files) + (" is" if len(files) == 1 else " are"), self.result["nginx_test"][-500:]))
+        try:
+            self.reload()
+            if p["revert_after"]:
+                self.schedule_revert()
+            else:
+                # a change without a deadline is kept until the rollback: an earlier deadline would undo it too
+                self.run_cmd(["systemctl", "stop", REVERT_UNIT + ".timer"], "stop timer")
+        except Failure as exc:
+            self.undo(files, text_of, saved)
+            self.run_cmd(self.p["reload_command"], "reload")
+            raise Failure("%s; the files are put back as they were" % exc)
         records = _records(p["state_dir"])
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        records += [dict(file=f, backup=saved[f], zone=p["zone"], rate=p["rate"], allow=p["allow"], at=at)
-                    for f in files]
+        records += [dict(file=f, backup=saved[f], zone=p["zone"], rate=p["rate"], allow=p["allow"], at=at,
+                         sha256_after=_sha256(edits[f])) for f in files]
         self.save_records(records)
         self.result["changed_files"] = [dict(file=f, backup=saved[f]) for f in files]
-        self.reload()
-        if p["revert_after"]:
-            self.schedule_revert()
         self.read(self.since_s)  # the zones as they are now
+
+    def undo(self, files, text_of, saved):
+        for f in files:
+            _write_keeping_mode(f, text_of(f))
+            try:
+                os.remove(saved[f])
+            except OSError:
+                pass
 
     def schedule_revert(self):
         seconds = int(parse_duration(self.p["revert_after"]))
@@ -497,33 +554,45 @@ class RateLimits(object):
 
     def restore(self):
         records = _records(self.p["state_dir"])
-        first = {}
+        first, last = {}, {}
         for record in records:
             first.setdefault(record["file"], record["backup"])
+            last[record["file"]] = record
         if not first:
             return
-        self.result["would_change"] = sorted(first)
-        self.result["changed"] = True
+        backups, current = {}, {}
+        for path in sorted(first):
+            try:
+                with open(first[path], "rb") as handle:
+                    backups[path] = handle.read().decode("utf-8")
+            except (IOError, OSError, UnicodeDecodeError) as exc:
+                raise Failure("the backup %s of %s cannot be read (%s): nothing was put back" % (first[path], path, exc))
+            current[path] = self.read_file(path)
+            if current[path] is None:
+                raise Failure("%s cannot be read: nothing was put back" % path)
+            wanted = last[path].get("sha256_after")
+            if wanted and _sha256(current[path]) != wanted and current[path] != backups[path]:
+                raise Failure("%s was edited after the rate_limit change (by hand?): nothing was put back; its content "
+                              "before the first change is in %s" % (path, first[path]))
+        todo = sorted(path for path in first if current[path] != backups[path])
+        self.result["would_change"] = todo
+        self.result["changed"] = bool(todo)
         if self.module.check_mode:
             return
-        kept = {}
-        for path, backup in sorted(first.items()):
-            with open(backup) as handle:
-                old = handle.read()
-            kept[path] = self.read_file(path)
-            _write_keeping_mode(path, old)
-        if not self.nginx_test():
-            for path, text in kept.items():
-                if text is not None:
-                    _write_keeping_mode(path, text)
+        for path in todo:
+            _write_keeping_mode(path, backups[path])
+        if todo and not self.nginx_test():
+            for path in todo:
+                _write_keeping_mode(path, current[path])
             raise Failure("nginx -t refused the configuration put back, the files are as they were: %s"
                           % self.result["nginx_test"][-500:])
         os.rename(os.path.join(self.p["state_dir"], RECORDS),
                   os.path.join(self.p["state_dir"], RECORDS + "." + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
                                + ".restored"))
         self.run_cmd(["systemctl", "stop", REVERT_UNIT + ".timer"], "stop timer")
-        self.result["restored"] = [dict(file=path, backup=backup) for path, backup in sorted(first.items())]
-        self.reload()
+        self.result["restored"] = [dict(file=path, backup=first[path]) for path in todo]
+        if todo:
+            self.reload()
 
     def main(self):
         p = self.p
@@ -548,9 +617,16 @@ class RateLimits(object):
         except Failure as exc:
             self.result.update(findings=self.findings.items, status=self.findings.status())
             self.module.fail_json(msg="nginx_rate_limit: %s" % exc, **self.result)
-        except (IOError, OSError) as exc:
+        except (IOError, OSError, ValueError) as exc:
             self.result.update(findings=self.findings.items, status=self.findings.status())
             self.module.fail_json(msg="nginx_rate_limit: %s" % exc, **self.result)
+        seen, unique = set(), []
+        for item in self.findings.items:  # (a change reads the zones again: the same findings once)
+            key = (item["code"], item["message"])
+            if key not in seen:
+                seen.add(key)
+                unique.append(item)
+        self.findings.items[:] = unique
         self.result.update(findings=self.findings.items, status=self.findings.status())
         if self.module._diff and self.result["changed"] and self.diff:
             self.result["diff"] = self.diff

@@ -79,7 +79,7 @@ options:
       - The server is taken for this host's only when the module's own backend is a C(postgres) process here whose
         title names the session's user and database, and a pid is read only when it is a child of the same
         postmaster. A server in another container, host or pid namespace is not measured
-        (RV(query_memory.measured=false), with the reason).
+        (C(measured=false) in RV(query_memory), with the reason).
     type: bool
     default: true
   memory_heavy_mb:
@@ -238,12 +238,23 @@ memory_heavy:
   type: list
   elements: dict
 query_memory:
-  description:
-    - C(measured) (the memory of the active queries' backends was read on this host), C(reason) (why not, else
-      null) and C(total_bytes) (their sum; null when not measured).
+  description: Whether and how much of the active queries' backend memory was read on this host.
   returned: always
   type: dict
   sample: {measured: true, reason: null, total_bytes: 734003200}
+  contains:
+    measured:
+      description: The memory of the active queries' backends was read on this host.
+      returned: always
+      type: bool
+    reason:
+      description: Why it was not (null when it was).
+      returned: always
+      type: str
+    total_bytes:
+      description: The sum of their private memory (null when not measured).
+      returned: always
+      type: int
 seq_scan_tables:
   description:
     - Tables of the connected database read mostly by sequential scans, the most rows read first, as

@@ -45,14 +45,17 @@ def nginx(tmp_path):
         "http {\n  access_log %(p)s/access.log;\n  client_body_temp_path %(p)s/tmp;\n  proxy_temp_path %(p)s/tmp;\n"
         "  fastcgi_temp_path %(p)s/tmp;\n  uwsgi_temp_path %(p)s/tmp;\n  scgi_temp_path %(p)s/tmp;\n"
         "  include %(p)s/conf.d/*.conf;\n}\n" % {"p": prefix})
+    # conf.d/app.conf is a link to available/app.conf, as sites-enabled/* are on Debian: the link must stay one
+    (prefix / "available").mkdir()
     conf = prefix / "conf.d" / "app.conf"
+    conf.symlink_to(prefix / "available" / "app.conf")
     conf.write_text("limit_req_zone $binary_remote_addr zone=api:1m rate=1r/m;\n"
                     "server {\n    listen 127.0.0.1:%d;\n    location / {\n        limit_req zone=api;\n"
                     "        limit_req_status 429;\n        root %s;\n        try_files /ok.txt =404;\n    }\n}\n"
                     % (port, prefix / "www"))  # (a "return" would answer before limit_req looks)
     (prefix / "www").mkdir()
     (prefix / "www" / "ok.txt").write_text("ok\n")
-    conf.chmod(0o644)
+    (prefix / "available" / "app.conf").chmod(0o644)
     wrapper = tmp_path / "nginx-wrap"
     wrapper.write_text("#!/bin/sh\nexec %s -p %s -c %s/nginx.conf \"$@\"\n" % (NGINX, prefix, prefix))
     wrapper.chmod(0o755)
@@ -135,7 +138,7 @@ def test_rejections_counted_rate_raised_allow_listed_and_put_back(nginx):
     backup = Path(res["changed_files"][0]["backup"])
     assert backup.read_text() == original and stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert str(box["state"]) in str(backup) and stat.S_IMODE(box["conf"].stat().st_mode) == 0o644
-    assert "syntax is ok" in res["nginx_test"] and reloaded(box, before)
+    assert "syntax is ok" in res["nginx_test"] and reloaded(box, before) and box["conf"].is_symlink()
     assert codes(box, 3, gap=0.05) == [200, 200, 200]
     assert limits(box, zone="api", rate="6000r/m")["changed"] is False  # already so
 
@@ -159,6 +162,7 @@ def test_rejections_counted_rate_raised_allow_listed_and_put_back(nginx):
     before = workers(box)
     res = limits(box, restore=True)
     assert res["rc"] == 0 and res["changed"] is True and box["conf"].read_text() == original, res["raw"]
+    assert box["conf"].is_symlink()
     assert res["restored"] == [{"file": str(box["conf"]), "backup": str(backup)}]
     assert reloaded(box, before)
     time.sleep(1)
@@ -185,3 +189,14 @@ def test_bad_input_is_one_message(nginx, tmp_path):
     res = limits(box, error_log=[str(tmp_path / "none.log")])
     assert res["rc"] == 0 and "error_log_unreadable" in {f["code"] for f in res["findings"]}
     assert json.dumps(res).count("Traceback") == 0
+
+
+def test_a_file_edited_by_hand_after_the_change_is_not_put_back(nginx):
+    box = nginx
+    res = limits(box, zone="api", rate="100r/s")
+    assert res["rc"] == 0 and res["changed"] is True, res["raw"]
+    edited = box["conf"].read_text().replace("rate=100r/s", "rate=7r/s")
+    box["conf"].write_text(edited)
+    res = limits(box, restore=True)
+    assert res["rc"] == 1 and "was edited after the rate_limit change (by hand?): nothing was put back" in res["msg"]
+    assert box["conf"].read_text() == edited and (box["state"] / "changes.json").exists()
