@@ -208,7 +208,7 @@ try:
     with open(records_path) as handle:
         records = json.load(handle)
 except (IOError, OSError, ValueError):
-    sys.exit(0)  # nothing recorded: put back already
+    raise SystemExit(0)  # nothing recorded: put back already
 first, last = {}, {}
 for record in records:
     first.setdefault(record["file"], record["backup"])
@@ -222,9 +222,9 @@ try:
             current[path] = handle.read()
         wanted = last[path].get("sha256_after")
         if wanted and hashlib.sha256(current[path]).hexdigest() != wanted and current[path] != backups[path]:
-            sys.exit("%s was edited after the rate_limit change: not put back (its backup: %s)" % (path, first[path]))
+            raise SystemExit("%s was edited after the rate_limit change: not put back (its backup: %s)" % (path, first[path]))
 except (IOError, OSError) as exc:
-    sys.exit("cannot read a file or its backup (%s): nothing was put back" % exc)
+    raise SystemExit("cannot read a file or its backup (%s): nothing was put back" % exc)
 
 
 def write(path, data):
@@ -237,9 +237,9 @@ for path in first:
 if subprocess.call([nginx, "-t"]) != 0:
     for path in first:
         write(path, current[path])
-    sys.exit("nginx -t refused the configuration put back: the files are as they were")
+    raise SystemExit("nginx -t refused the configuration put back: the files are as they were")
 os.rename(records_path, records_path + "." + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + ".reverted")
-sys.exit(subprocess.call(reload))
+raise SystemExit(subprocess.call(reload))
 """
 
 
@@ -435,9 +435,9 @@ class RateLimits(object):
                 os.makedirs(directory, 0o700)
             st = os.stat(directory)
             if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                mode = st.st_mode & 0o7777
                 raise Failure("%s is not owned by this user only (owner uid %d, mode %o): its backups and the revert "
-                              "job cannot be trusted; fix its owner and mode (0700)" % (directory, st.st_uid,
-                                                                                       st.st_mode & 0o7777))
+                              "job cannot be trusted; fix its owner and mode (0700)" % (directory, st.st_uid, mode))
 
     def backup(self, path, text):
         state = self.p["state_dir"]

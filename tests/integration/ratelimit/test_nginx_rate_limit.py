@@ -106,7 +106,8 @@ def reloaded(box, before):
 
 def workers(box):
     master = (box["prefix"] / "nginx.pid").read_text().strip()
-    out = subprocess.run(["ps", "-ww", "--ppid", master, "-o", "pid="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "--ppid", master, "-o", "pid="], capture_output=True, text=True,
+                         check=False).stdout
     return sorted(out.split())
 
 
