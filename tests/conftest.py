@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -230,9 +231,12 @@ def pytest_sessionfinish(session, exitstatus):
 # against the one lab, one test at a time as before; the local lane (throwaway PostgreSQL clusters on their own
 # ports, the FAKE flyctl on temp state, pebble, local files) runs beside it. A module is in the lab lane when its
 # source names docker, the lab's marks, its inventory or its containers at all: a new test that touches the lab
-# cannot land in the local lane by mistake.
+# cannot land in the local lane by mistake. A module that names docker only for a FAKE docker on PATH (no engine, no
+# lab) says so with a line `# sre-lane: local` and runs in the local lane.
 _LANE_CACHE: dict[str, bool] = {}
 _LAB_WORDS = ("docker", "lab_marks", "LAB_INVENTORY", "sre-lab")
+_LOCAL_DECLARED = re.compile(r"^# sre-lane: local\b", re.M)
+_LAB_ONLY_WORDS = ("lab_marks", "LAB_INVENTORY", "sre-lab")
 
 
 def _in_lab_lane(path) -> bool:
@@ -240,7 +244,11 @@ def _in_lab_lane(path) -> bool:
     if key not in _LANE_CACHE:
         try:
             text = Path(key).read_text(encoding="utf-8")
-            _LANE_CACHE[key] = any(word in text for word in _LAB_WORDS)
+            if _LOCAL_DECLARED.search(text):
+                # declared local: still the lab lane if it names the lab itself
+                _LANE_CACHE[key] = any(word in text for word in _LAB_ONLY_WORDS)
+            else:
+                _LANE_CACHE[key] = any(word in text for word in _LAB_WORDS)
         except OSError:
             _LANE_CACHE[key] = True
     return _LANE_CACHE[key]

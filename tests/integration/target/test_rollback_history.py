@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
+# sre-lane: local (a FAKE docker, pm2 and flyctl on PATH, state under tmp_path: no engine, no lab)
 """Rollback from the app's own history (issue 12, "Rollback refuses every app"), on localhost without docker or
 systemd: when no release record of ours exists, sre.runbooks.target finds the release that ran before, says where it
 found it, and rolls back to it.
