@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite behind `make test`: every stage runs (a failure does not hide the next
 # stage's result), then a per-stage timing summary. Exit status is non-zero if any stage failed.
-# STAGES="unit integration" limits the run to those stages; MOLECULE_SCENARIOS limits molecule.
+# STAGES="unit integration" limits the run to those stages; MOLECULE_SCENARIOS limits molecule, INTEGRATION_TESTS
+# (paths or node ids, default tests/integration) the integration lanes.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -37,31 +38,50 @@ stage_unit() {
 
 # The lab runs before the integration stage: its tests skip without it when run by hand, but here
 # SRE_LAB_REQUIRED=1 turns any skip into a failure (tests/conftest.py).
-# Two lanes side by side (tests/conftest.py, marker lab_lane): the tests that drive Docker and the lab run one at
-# a time against the one lab; the local ones (own PostgreSQL clusters, free ports, temp state) run beside them, in
-# LOCAL_WORKERS pytest-xdist workers (default 2; 1 = one process, no xdist), a test module per worker at a time
-# (--dist loadfile: a module's fixtures stay in one process). The local lane was the longer one: in one process it
-# took 62 minutes to the lab lane's 45 on this 2-core machine, mostly waiting on PostgreSQL and ansible-playbook.
-# Each lane has its own temp root and log; both logs are printed, the lab lane first, and the stage fails if either
-# lane does.
-stage_integration() {
-  local py out rc_lab rc_local
+# Two lanes (tests/conftest.py, marker lab_lane): the tests that drive Docker and the lab run one at a time against
+# the one lab (stage integration); the local ones (own PostgreSQL clusters, free ports, temp state) need no lab and
+# run beside everything that does (stage integration-local): started with the lab lane, they go on beside molecule,
+# in LOCAL_WORKERS pytest-xdist workers (default 2; 1 = one process, no xdist), a test module per worker at a time
+# (--dist loadfile: a module's fixtures stay in one process). This machine has two cores and both lanes keep them
+# busy; in ci27 the local lane ended 6 minutes before the lab lane and half the machine sat idle until molecule began
+# (mpstat), and molecule's last minutes had one lane left. Each lane has its own temp root and log.
+integration_out="$here/build/integration"
+start_local_lane() {
+  local py workers=${LOCAL_WORKERS:-2} xdist=()
   py="$(venv)/bin/python"
-  out="$here/build/integration"
-  rm -rf "$out" && mkdir -p -m 0711 "$out"
-  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --durations=40 --basetemp="$out/tmp-lab" -m lab_lane \
-    tests/integration > "$out/lab.log" 2>&1 &
-  local pid_lab=$!
-  local workers=${LOCAL_WORKERS:-2} xdist=()
+  mkdir -p -m 0711 "$integration_out"
+  rm -rf "$integration_out/tmp-local" "$integration_out/local.log" "$integration_out/local.result"
   if [ "$workers" -gt 1 ]; then xdist=(-n "$workers" --dist loadfile); fi
-  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --durations=40 --basetemp="$out/tmp-local" -m "not lab_lane" \
-    "${xdist[@]}" tests/integration > "$out/local.log" 2>&1 &
-  local pid_local=$!
-  wait "$pid_lab"; rc_lab=$?
-  wait "$pid_local"; rc_local=$?
-  echo "---- integration, lab lane (rc=$rc_lab) ----"; cat "$out/lab.log"
-  echo "---- integration, local lane (rc=$rc_local) ----"; cat "$out/local.log"
-  [ "$rc_lab" -eq 0 ] && [ "$rc_local" -eq 0 ]
+  (
+    start=$(date +%s)
+    SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --durations=40 --basetemp="$integration_out/tmp-local" \
+      -m "not lab_lane" "${xdist[@]}" ${INTEGRATION_TESTS:-tests/integration} > "$integration_out/local.log" 2>&1
+    echo "$? $(( $(date +%s) - start ))" > "$integration_out/local.result"
+  ) &
+  local_pid=$!
+}
+collect_local_lane() {
+  local rc took
+  wait "$local_pid"
+  read -r rc took < "$integration_out/local.result"
+  echo
+  echo "======== stage: integration-local (the local lane, ran beside the lab lane and molecule) ========"
+  cat "$integration_out/local.log"
+  names+=("integration-local"); times+=("$took")
+  if [ "$rc" -eq 0 ]; then results+=("ok"); passed=$((passed + 1))
+  else results+=("FAILED (rc=$rc)"); failed=$((failed + 1)); fi
+  echo "======== stage integration-local: ${results[-1]} in ${took}s ========"
+}
+stage_integration() {
+  local py
+  py="$(venv)/bin/python"
+  mkdir -p -m 0711 "$integration_out"
+  rm -rf "$integration_out/tmp-lab" "$integration_out/lab.log"
+  SRE_LAB_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider --durations=40 --basetemp="$integration_out/tmp-lab" -m lab_lane \
+    ${INTEGRATION_TESTS:-tests/integration} > "$integration_out/lab.log" 2>&1
+  local rc=$?
+  echo "---- integration, lab lane (rc=$rc) ----"; cat "$integration_out/lab.log"
+  return "$rc"
 }
 
 stage_sanity() { "$here/scripts/sanity.sh"; }
@@ -204,8 +224,8 @@ stage_molecule() {
 
 # The static stages (sanity, lint, changelog, build) read only the work tree and their own copies: they neither use
 # the lab nor Docker, and molecule writes only under build/ (which the built tarball ignores). When molecule runs
-# too, they run beside it (STATIC_BESIDE_MOLECULE=0: one after another, as before): molecule waits on apps and
-# containers most of the time, the static stages are CPU. Their output is printed after molecule's, in order.
+# too, they run beside the lab lane and molecule (STATIC_BESIDE_MOLECULE=0: one after another, as before). Their
+# output is printed after molecule's, in order.
 static_stages="sanity lint changelog build"
 run_static_beside() {
   local dir="$here/build/stages" name
@@ -229,7 +249,7 @@ collect_static() {
     [ -f "$dir/$name.result" ] || continue
     read -r rc took < "$dir/$name.result"
     echo
-    echo "======== stage: $name (ran beside molecule) ========"
+    echo "======== stage: $name (ran beside the lab lane and molecule) ========"
     cat "$dir/$name.log"
     names+=("$name"); times+=("$took")
     if [ "$rc" -eq 0 ]; then results+=("ok"); passed=$((passed + 1))
@@ -242,24 +262,28 @@ total_start=$(date +%s)
 run_stage bootstrap stage_bootstrap
 run_stage unit stage_unit
 run_stage lab stage_lab
+in_stages() { case " $STAGES " in *" $1 "*) true ;; *) false ;; esac; }
+local_pid=""
+if in_stages integration; then start_local_lane; fi
+static_pid=""
+# The static stages (CPU only, no lab) run beside the lab lane and molecule too, when molecule runs.
+if [ "${STATIC_BESIDE_MOLECULE:-1}" != 0 ] && in_stages molecule; then run_static_beside; fi
 run_stage integration stage_integration
-if [ "${STATIC_BESIDE_MOLECULE:-1}" != 0 ] && case " $STAGES " in *" molecule "*) true ;; *) false ;; esac; then
-  run_static_beside
-  run_stage molecule stage_molecule
-  collect_static
-else
+if [ -z "$static_pid" ]; then
   run_stage sanity stage_sanity
   run_stage lint stage_lint
   run_stage changelog stage_changelog
   run_stage build stage_build
-  run_stage molecule stage_molecule
 fi
+run_stage molecule stage_molecule
+if [ -n "$local_pid" ]; then collect_local_lane; fi
+if [ -n "$static_pid" ]; then collect_static; fi
 
 echo
 echo "================ timing summary ================"
 for i in "${!names[@]}"; do
-  printf '%-12s %-16s %5ss\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
+  printf '%-18s %-16s %5ss\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
 done
-printf '%-12s %-16s %5ss\n' total "" "$(( $(date +%s) - total_start ))"
+printf '%-18s %-16s %5ss\n' total "" "$(( $(date +%s) - total_start ))"
 echo "stages: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
