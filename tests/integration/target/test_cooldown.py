@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
+# sre-lane: local (the FAKE flyctl and a FAKE docker on PATH, state under tmp_path: no engine, no lab)
 """The restart cooldown of sre.runbooks.target (issue 11, "Blast radius and leftovers"), on localhost with the
 FAKE flyctl (lab/fake-flyctl; the fly kind runs on the control node, no systemd or docker needed):
 
