@@ -22,10 +22,15 @@ run_stage() {
   "$@"
   rc=$?
   end=$(date +%s)
-  names+=("$name"); times+=("$((end - start))")
-  if [ "$rc" -eq 0 ]; then results+=("ok"); passed=$((passed + 1))
-  else results+=("FAILED (rc=$rc)"); failed=$((failed + 1)); fi
-  echo "======== stage $name: ${results[-1]} in $((end - start))s ========"
+  record_stage "$name" "$rc" "$((end - start))"
+}
+
+# record_stage NAME RC SECONDS: one line of the timing summary, and the stage's closing line.
+record_stage() {
+  names+=("$1"); times+=("$3")
+  if [ "$2" -eq 0 ]; then results+=("ok"); passed=$((passed + 1))
+  else results+=("FAILED (rc=$2)"); failed=$((failed + 1)); fi
+  echo "======== stage $1: ${results[-1]} in ${3}s ========"
 }
 
 venv() { "$here/scripts/venv.sh"; }
@@ -67,10 +72,7 @@ collect_local_lane() {
   echo
   echo "======== stage: integration-local (the local lane, ran beside the lab lane and molecule) ========"
   cat "$integration_out/local.log"
-  names+=("integration-local"); times+=("$took")
-  if [ "$rc" -eq 0 ]; then results+=("ok"); passed=$((passed + 1))
-  else results+=("FAILED (rc=$rc)"); failed=$((failed + 1)); fi
-  echo "======== stage integration-local: ${results[-1]} in ${took}s ========"
+  record_stage integration-local "$rc" "$took"
 }
 stage_integration() {
   local py
@@ -251,10 +253,7 @@ collect_static() {
     echo
     echo "======== stage: $name (ran beside the lab lane and molecule) ========"
     cat "$dir/$name.log"
-    names+=("$name"); times+=("$took")
-    if [ "$rc" -eq 0 ]; then results+=("ok"); passed=$((passed + 1))
-    else results+=("FAILED (rc=$rc)"); failed=$((failed + 1)); fi
-    echo "======== stage $name: ${results[-1]} in ${took}s ========"
+    record_stage "$name" "$rc" "$took"
   done
 }
 
