@@ -12,9 +12,11 @@ STAGES=${STAGES:-$ALL_STAGES}
 declare -a names=() results=() times=()
 failed=0 passed=0
 
+in_stages() { case " $STAGES " in *" $1 "*) true ;; *) false ;; esac; }
+
 run_stage() {
   local name=$1; shift
-  case " $STAGES " in *" $name "*) ;; *) return 0 ;; esac
+  in_stages "$name" || return 0
   echo
   echo "======== stage: $name ========"
   local start end rc
@@ -234,7 +236,7 @@ run_static_beside() {
   rm -rf "$dir" && mkdir -p "$dir"
   (
     for name in $static_stages; do
-      case " $STAGES " in *" $name "*) ;; *) continue ;; esac
+      in_stages "$name" || continue
       local start rc
       start=$(date +%s)
       "stage_$name" > "$dir/$name.log" 2>&1
@@ -261,7 +263,6 @@ total_start=$(date +%s)
 run_stage bootstrap stage_bootstrap
 run_stage unit stage_unit
 run_stage lab stage_lab
-in_stages() { case " $STAGES " in *" $1 "*) true ;; *) false ;; esac; }
 local_pid=""
 if in_stages integration; then start_local_lane; fi
 static_pid=""

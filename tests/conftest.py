@@ -234,9 +234,9 @@ def pytest_sessionfinish(session, exitstatus):
 # cannot land in the local lane by mistake. A module that names docker only for a FAKE docker on PATH (no engine, no
 # lab) says so with a line `# sre-lane: local` and runs in the local lane.
 _LANE_CACHE: dict[str, bool] = {}
-_LAB_WORDS = ("docker", "lab_marks", "LAB_INVENTORY", "sre-lab")
-_LOCAL_DECLARED = re.compile(r"^# sre-lane: local\b", re.M)
 _LAB_ONLY_WORDS = ("lab_marks", "LAB_INVENTORY", "sre-lab")
+_LAB_WORDS = ("docker",) + _LAB_ONLY_WORDS
+_LOCAL_DECLARED = re.compile(r"^# sre-lane: local\b", re.M)
 
 
 def _in_lab_lane(path) -> bool:
