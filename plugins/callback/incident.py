@@ -230,6 +230,8 @@ class CallbackModule(CallbackBase):
         self._timeline = []
         self._findings = []
         self._state = {}
+        # per host, the triage role's ranking (its top cause and the command to run next)
+        self._triage = {}
         self._counts = {"actions": 0, "failures": 0, "unreachable": 0, "tasks": 0}
         self._vars_seen = set()
         self._host_scales = {}  # host -> its inventory sre_severity_scale
@@ -410,6 +412,11 @@ class CallbackModule(CallbackBase):
                     self._findings.append(entry)
                     self._event("finding", entry["message"], host=host_name, task=task_name,
                                 severity=entry["severity"], code=entry["code"])
+            triage = item.get("triage")
+            if isinstance(triage, dict) and "next_command" in triage and host_name:
+                self._triage[host_name] = {"top_cause": triage.get("top_cause"),
+                                           "next_command": to_text(triage.get("next_command") or ""),
+                                           "causes": triage.get("causes") if isinstance(triage.get("causes"), list) else []}
             facts = item.get("ansible_facts")
             if isinstance(facts, dict):
                 self._role_findings(host_name, task_name, facts)
@@ -577,12 +584,19 @@ class CallbackModule(CallbackBase):
             "parameters": {k: v for k, v in self._extra_vars.items() if not k.startswith("awx_")},
             "counts": counts,
             "findings": findings,
-            # per host, the top-ranked finding of this run: severity first, causes before symptoms
-            "causes": causes_by_host(self._findings),
+            # per host, the top-ranked finding of this run: severity first, causes before symptoms; a triage run's
+            # own ranking (every runbook's diagnose, root causes first) replaces it, with the runbook and next command
+            "causes": dict(causes_by_host(self._findings), **{
+                host: {"code": t["top_cause"].get("code"), "message": t["top_cause"].get("message"),
+                       "severity": t["top_cause"].get("severity"), "runbook": t["top_cause"].get("runbook"),
+                       "next": t["next_command"]}
+                for host, t in self._triage.items() if isinstance(t.get("top_cause"), dict)}),
             "timeline": (list(previous.get("timeline", [])) if previous else []) + self._timeline,
             "state": state,
             "runs": runs + [run],
         }
+        if self._triage:
+            record["triage"] = self._triage
         if stats is not None:
             record["stats"] = {h: stats.summarize(h) for h in stats.processed}
         record = self._scrubber.data(_plain(record, self._scrubber))

@@ -40,3 +40,16 @@ def test_every_pair_that_applies_is_drilled_or_pending():
     assert not applies - drilled - pending, sorted(applies - drilled - pending)
     assert not drilled & pending, sorted(drilled & pending)
     assert not (drilled | pending) - applies, sorted((drilled | pending) - applies)
+
+
+def test_each_lab_app_triages_the_runbooks_that_apply_to_it():
+    """inventories/lab/group_vars/<app>.yml sre_runbooks (what playbooks/triage.yml diagnoses there) is the set of
+    runbooks drills.yml says apply to that app's twin: a runbook added to one and not the other fails here."""
+    hosts = yaml.safe_load((REPO / "inventories" / "lab" / "hosts.yml").read_text())
+    groups = hosts["all"]["children"]["lab"]["children"]
+    for app, group in groups.items():
+        (twin,) = group["hosts"]
+        group_vars = yaml.safe_load((REPO / "inventories" / "lab" / "group_vars" / ("%s.yml" % app)).read_text())
+        expected = {runbook for runbook, twins in SPEC["applies"].items() if twin in twins}
+        assert set(group_vars["sre_runbooks"]) == expected, (app, sorted(set(group_vars["sre_runbooks"]) ^ expected))
+        assert len(group_vars["sre_runbooks"]) == len(set(group_vars["sre_runbooks"])), app

@@ -1,0 +1,108 @@
+# Copyright (c) sre.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The triage ranking (sre.runbooks.triage_rank): findings attributed to the runbook that prefixes the variable,
+root causes before process state before symptoms, evidence gaps never a cause, the next command."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import ensure_collection_link
+
+sys.path.insert(0, str(ensure_collection_link()))
+from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.sre.runbooks.plugins.filter.triage_rank import FilterModule  # noqa: E402
+
+RANK = FilterModule().filters()["triage_rank"]
+ALL = ["app_down", "deploy_failure", "secrets", "high_resource", "db_connections", "error_rate", "tls_cert",
+       "data_integrity", "backup"]
+
+
+def f(severity, code, message="m"):
+    return {"severity": severity, "code": code, "message": message}
+
+
+class Exploding(dict):
+    """A host's variables where one role default does not template outside its role."""
+
+    def __getitem__(self, key):
+        if key == "app_down_port":
+            raise RuntimeError("'sre_app_port' is undefined")
+        return dict.__getitem__(self, key)
+
+
+def test_a_missing_secret_outranks_the_crash_loop_it_causes_and_the_failing_health():
+    hv = Exploding({
+        "app_down_findings": [f("critical", "app_crash_loop", "restarting"), f("critical", "health_failed", "503")],
+        "app_down_port": 3000,
+        "secrets_findings": [f("critical", "secrets_missing", "SESSION_SECRET is not set")],
+        "backup_newest": {"changed": False, "findings": []},
+        "target_status": {"findings": [f("critical", "app_stopped")]},  # the target role is no runbook
+        "inventory_hostname": "lab-fly",
+    })
+    r = RANK(hv, ALL, "lab-fly")
+    assert r["top"]["runbook"] == "secrets" and r["top"]["code"] == "secrets_missing"
+    assert r["top"]["tier"] == "root cause" and r["top"]["found_by"] == "secrets"
+    assert r["next_command"] == "ansible-playbook playbooks/secrets_remediate.yml -l lab-fly -e sre_confirm=yes"
+    assert [c["code"] for c in r["causes"]] == ["secrets_missing", "app_crash_loop", "health_failed"]
+    per = {p["runbook"]: p for p in r["per_runbook"]}
+    assert per["app_down"]["worst"] == "critical" and per["backup"]["worst"] == "ok"
+    assert [p["runbook"] for p in r["per_runbook"]] == ALL
+
+
+def test_a_code_found_by_one_runbook_names_the_runbook_that_fixes_it():
+    r = RANK({"app_down_findings": [f("warning", "oom_kills"), f("critical", "app_stopped")]}, ALL, "h")
+    assert r["top"]["runbook"] == "high_resource" and r["top"]["found_by"] == "app_down"
+    r = RANK({"deploy_failure_findings": [f("critical", "release_unhealthy")]}, ALL, "h")
+    assert r["next_command"] == "ansible-playbook playbooks/deploy_failure_rollback.yml -l h -e sre_confirm=yes"
+
+
+def test_error_rate_hands_its_symptom_to_the_runbook_of_its_likely_cause():
+    hv = {"error_rate_diagnosis": {"findings": [f("warning", "error_rate_over_threshold")],
+                                   "next_runbook": [{"runbook": "db_connections", "reason": "pool"}]},
+          "error_rate_next_runbook": [{"runbook": "db_connections", "reason": "pool"}]}
+    r = RANK(hv, ALL, "h")
+    assert r["top"]["runbook"] == "db_connections" and r["top"]["found_by"] == "error_rate"
+    assert r["top"]["tier"] == "symptom"
+
+
+def test_gaps_are_never_a_cause_and_a_failed_diagnose_is_a_gap():
+    hv = {"error_rate_findings": [f("warning", "no_sources"), f("warning", "source_unavailable")],
+          "db_connections_triage": {"findings": [f("info", "idle_sessions")]}}
+    r = RANK(hv, ALL, "h", [{"runbook": "tls_cert", "message": "boom"}])
+    assert r["top"] is None and r["causes"] == [] and r["next_command"] == ""
+    assert [g["code"] for g in r["gaps"]] == ["no_sources", "source_unavailable", "diagnose_failed"]
+    per = {p["runbook"]: p for p in r["per_runbook"]}
+    assert per["tls_cert"]["worst"] == "failed" and per["db_connections"]["codes"] == ["idle_sessions"]
+
+
+def test_within_a_tier_severity_then_the_runbook_order_decide_and_duplicates_count_once():
+    hv = {"backup_schedule_state": {"findings": [f("warning", "last_run_failed")]},
+          "tls_cert_check": {"results": [{"findings": [f("critical", "chain_invalid", "x")]},
+                                         {"findings": [f("critical", "chain_invalid", "x")]}]},
+          "data_integrity_findings": [f("warning", "orphans", "3 rows")],
+          "data_integrity_orphans": {"findings": [f("warning", "orphans", "3 rows")]}}
+    r = RANK(hv, ALL, "h", top=2)
+    assert [c["runbook"] for c in r["causes"]] == ["tls_cert", "data_integrity"]
+    assert {p["runbook"]: p for p in r["per_runbook"]}["data_integrity"]["codes"] == ["orphans"]
+
+
+def test_while_the_app_is_down_a_chronic_root_cause_ranks_after_the_outage():
+    hv = {"login_findings": [f("warning", "expired_sessions", "500 of 1500 sessions have expired")],
+          "app_down_findings": [f("critical", "app_stopped", "saasresto is inactive")]}
+    r = RANK(hv, ALL + ["login"], "lab-systemd")
+    assert [c["code"] for c in r["causes"]] == ["app_stopped", "expired_sessions"]
+    assert r["next_command"] == "ansible-playbook playbooks/app_down_remediate.yml -l lab-systemd -e sre_confirm=yes"
+    # with nothing down, the chronic one is the cause
+    r = RANK({"login_findings": hv["login_findings"]}, ALL + ["login"], "lab-systemd")
+    assert r["top"]["code"] == "expired_sessions" and r["top"]["runbook"] == "login"
+
+
+def test_bad_input_is_one_message():
+    with pytest.raises(AnsibleFilterError, match="host's variables"):
+        RANK("nope", ALL, "h")
+    with pytest.raises(AnsibleFilterError, match="list of runbook names"):
+        RANK({}, "app_down", "h")
