@@ -25,7 +25,8 @@ description:
   - Findings that only say some evidence could not be read (a log not readable, no source configured) are never a
     cause; they are listed as gaps.
   - A finding names the runbook that fixes it where that is another runbook than the one that found it (app_down
-    finding C(oom_kills) is high_resource's; error_rate names its likely cause's runbook in C(next_runbook)).
+    finding C(oom_kills) is high_resource's, a stopped app found by deploy_failure is app_down's; error_rate names
+    its likely cause's runbook in C(next_runbook)). A finding two diagnoses report counts once, for the first.
 author:
   - sre.runbooks contributors (@sre-runbooks)
 options:
@@ -119,17 +120,19 @@ CODE_RUNBOOK = {
     "proxy_down": "app_down", "db_service_down": "app_down", "chain_invalid": "tls_cert",
     "hostname_mismatch": "tls_cert",
 }
-# Root causes that explain an app that is down, failing or slow: while anything users see (a symptom) or the
-# process (stopped, crash loop) is wrong, these rank first and the other root causes (expired sessions, a stale
-# backup: real, but not why the app is down) rank after the symptom.
+# Root causes that explain an app that is down, failing or slow: while anything users see (a symptom) is wrong or
+# the process is down (DOWN_CODES), these rank first and the other root causes (expired sessions, a stale
+# backup, mail that cannot be sent, failed jobs: real, but not why the app is down) rank after the symptom.
 EXPLAINS_OUTAGE = frozenset((
     "release_unhealthy", "secrets_missing", "secrets_empty", "oom_kills", "memory_exhausted", "memory_heavy_process",
     "memory_heavy_query", "saturated", "saturation", "idle_in_transaction", "lock_waits", "long_running",
     "database_read_only", "disk_full", "proxy_down", "db_service_down", "expired", "chain_invalid",
-    "hostname_mismatch", "orphans", "seq_scans", "top_statement", "rate_limited", "abusive_client",
-    "spread_rejections", "failed_jobs_over_threshold", "failed_jobs_over_limit", "smtp_unreachable",
-    "smtp_auth_failed", "smtp_tls_failed", "user_missing", "hash_not_bcrypt",
+    "hostname_mismatch", "orphans", "seq_scans", "top_statement",
 ))
+# The process states that are an outage by themselves (restarts of an app that answers now are not).
+DOWN_CODES = frozenset(("app_stopped", "app_failed", "app_crash_loop", "app_missing", "app_stopping"))
+# What a release that does not start makes the process do.
+CRASH_CODES = frozenset(("app_failed", "app_crash_loop", "app_restarts"))
 # The phase that changes things, per runbook (remediate unless named here).
 PHASE = {"deploy_failure": "rollback"}
 TIER_NAMES = ("root cause", "process state", "symptom")
@@ -185,9 +188,15 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
     seen = set()
     found = []
     hints = []
-    names = sorted(k for k in host_vars.keys() if isinstance(k, str) and _runbook_of(k, runbooks))
-    for name in names:
-        owner = _runbook_of(name, runbooks)
+    owners = {}
+    for name in host_vars.keys():
+        owner = _runbook_of(name, runbooks) if isinstance(name, str) else None
+        if owner:
+            owners.setdefault(owner, []).append(name)
+    # in the order the runbooks ran: a finding two diagnoses report (the app's state, read by app_down and by
+    # deploy_failure through the target role) counts once, for the first
+    names = [(owner, name) for owner in runbooks for name in sorted(owners.get(owner, []))]
+    for owner, name in names:
         try:
             value = host_vars[name]
         except Exception:  # a role default that does not template outside its role: not a result
@@ -198,7 +207,7 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
             severity = to_text(finding.get("severity", "info")).lower()
             code = to_text(finding.get("code", ""))
             message = to_text(finding.get("message", ""))
-            key = (owner, code, message)
+            key = (code, message)
             if key in seen:
                 continue
             seen.add(key)
@@ -220,12 +229,19 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
             for f in found if f["code"] in GAP_CODES and SEVERITY[f["severity"]] >= 1] + failures
     candidates = [f for f in found if SEVERITY[f["severity"]] >= 1 and f["code"] not in GAP_CODES]
     order = {runbook: index for index, runbook in enumerate(runbooks)}
-    outage = any(_tier(c["code"]) > 0 for c in candidates)
+    outage = any(_tier(c["code"]) == 2 or c["code"] in DOWN_CODES for c in candidates)
+
+    codes = {c["code"] for c in candidates}
+    # A release that does not start crashes, fails or restarts; an app that is only stopped (inactive, no crash)
+    # was stopped: starting it is the fix, and "the release is unhealthy" only says it does not answer.
+    stopped_cleanly = "app_stopped" in codes and not codes & CRASH_CODES
 
     def group(finding):
         tier = _tier(finding["code"])
         if tier > 0:
             return tier
+        if finding["code"] == "release_unhealthy" and stopped_cleanly:
+            return 3
         return 0 if not outage or finding["code"] in EXPLAINS_OUTAGE else 3
 
     ranked = sorted(enumerate(candidates),
@@ -233,7 +249,7 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
                                       order.get(pair[1]["runbook"], len(order)), pair[0]))
     causes = []
     for dummy, finding in ranked:
-        fixer = CODE_RUNBOOK.get(finding["code"], finding["runbook"])
+        fixer = CODE_RUNBOOK.get(finding["code"], "app_down" if _tier(finding["code"]) == 1 else finding["runbook"])
         if finding["runbook"] == "error_rate" and finding["code"] == "error_rate_over_threshold" and hints:
             fixer = hints[0]
         cause = dict(finding, found_by=finding["runbook"], runbook=fixer, tier=TIER_NAMES[_tier(finding["code"])],

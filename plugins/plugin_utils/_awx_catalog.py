@@ -154,13 +154,20 @@ def workflows(catalog):
 def rulebook(catalog, playbook_prefix="sre.runbooks."):
     """The ansible-rulebook rulebook: Alertmanager alerts -> diagnose, and remediate where allowed."""
     rules = []
+    fallback = []
+    known = sorted(name for data in catalog["runbooks"].values() for name in (data.get("alerts") or {}).get("names", []))
     for runbook, data in sorted(catalog["runbooks"].items()):
         alerts = data.get("alerts")
         if not alerts:
             continue
-        names = alerts["names"]
-        condition = "event.alert.status == \"firing\" and event.alert.labels.alertname in %s" % (
-            "[%s]" % ", ".join('"%s"' % n for n in names))
+        names = alerts.get("names") or []
+        if alerts.get("fallback"):
+            # an alert that names no runbook (none of the others' names): the triage of every runbook that applies
+            condition = "event.alert.status == \"firing\" and event.alert.labels.alertname not in %s" % (
+                "[%s]" % ", ".join('"%s"' % n for n in known))
+        else:
+            condition = "event.alert.status == \"firing\" and event.alert.labels.alertname in %s" % (
+                "[%s]" % ", ".join('"%s"' % n for n in names))
         base_vars = {
             # one incident per firing episode: Alertmanager's fingerprint is a hash of the labels only, the same for
             # the same alert a week later; its startsAt (kept while the alert fires) tells the episodes apart
@@ -181,7 +188,7 @@ def rulebook(catalog, playbook_prefix="sre.runbooks."):
                 "name": "%s%s" % (playbook_prefix, data["phases"][phase]["playbook"][:-4]),
                 "extra_vars": extra,
             }})
-        rules.append({
+        (fallback if alerts.get("fallback") else rules).append({
             "name": "%s: %s" % (runbook, " then ".join(p for p, _c in phases)),
             "condition": condition,
             "throttle": {"once_within": EDA_THROTTLE,
@@ -193,7 +200,7 @@ def rulebook(catalog, playbook_prefix="sre.runbooks."):
         "hosts": "all",
         "sources": [{"name": "alertmanager", "sre.runbooks.alertmanager": {
             "host": "127.0.0.1", "port": 5000, "data_alerts_path": "alerts", "data_host_path": "labels.instance"}}],
-        "rules": rules,
+        "rules": rules + fallback,
     }]
 
 

@@ -86,12 +86,18 @@ def test_rulebook_runs_catalog_playbooks_with_throttle():
     playbooks = {"sre.runbooks." + p[:-4] for p in cat.playbooks(CATALOG)}
     rules = rulebook[0]["rules"]
     expected = {"app_down", "backup", "db_connections", "error_rate", "failed_jobs", "high_resource", "slow_queries",
-                "tls_cert"}
+                "tls_cert", "triage"}
     assert {r["name"].split(":")[0] for r in rules} == expected
+    # the last rule: an alert no runbook names runs the triage (every applicable diagnose), never a remediate
+    named = sorted(n for data in CATALOG["runbooks"].values() for n in (data.get("alerts") or {}).get("names", []))
+    assert rules[-1]["name"] == "triage: diagnose" and len(rules[-1]["actions"]) == 1
+    assert rules[-1]["condition"] == ('event.alert.status == "firing" and event.alert.labels.alertname not in [%s]'
+                                      % ", ".join('"%s"' % n for n in named))
+    assert rules[-1]["actions"][0]["run_playbook"]["name"] == "sre.runbooks.triage"
     for rule in rules:
         assert rule["throttle"]["once_within"]
         names = [a["run_playbook"]["name"] for a in rule["actions"]]
-        assert set(names) <= playbooks and names[0].endswith("_diagnose")
+        assert set(names) <= playbooks and (names[0].endswith("_diagnose") or names[0] == "sre.runbooks.triage")
         for action in rule["actions"][1:]:
             assert rule["name"].split(":")[0] in ("app_down", "backup", "tls_cert")
             assert action["run_playbook"]["extra_vars"]["sre_confirm"] == "yes"

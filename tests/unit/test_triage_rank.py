@@ -106,3 +106,20 @@ def test_bad_input_is_one_message():
         RANK("nope", ALL, "h")
     with pytest.raises(AnsibleFilterError, match="list of runbook names"):
         RANK({}, "app_down", "h")
+
+
+def test_an_app_stopped_cleanly_is_app_down_and_a_crashing_release_is_deploy_failure():
+    stopped = {"app_down_findings": [f("critical", "app_stopped"), f("critical", "health_failed")],
+               "deploy_failure_findings": [f("critical", "app_stopped"), f("critical", "release_unhealthy")]}
+    assert RANK(stopped, ALL, "h")["top"]["runbook"] == "app_down"
+    crashing = {"app_down_findings": [f("critical", "app_crash_loop"), f("critical", "health_failed")],
+                "deploy_failure_findings": [f("critical", "app_crash_loop"), f("critical", "release_unhealthy")]}
+    assert RANK(crashing, ALL, "h")["top"]["runbook"] == "deploy_failure"
+    running_unhealthy = {"deploy_failure_findings": [f("critical", "release_unhealthy"), f("critical", "health_failed")]}
+    assert RANK(running_unhealthy, ALL, "h")["top"]["runbook"] == "deploy_failure"
+
+
+def test_restarts_of_an_app_that_answers_are_no_outage():
+    hv = {"login_findings": [f("warning", "expired_sessions")], "app_down_findings": [f("warning", "app_restarts")]}
+    r = RANK(hv, ALL + ["login"], "h")
+    assert [c["code"] for c in r["causes"]] == ["expired_sessions", "app_restarts"]

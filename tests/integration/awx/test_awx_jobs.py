@@ -6,6 +6,7 @@ playbook and the EE definition: test_awx_local.py."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -42,8 +43,12 @@ def own_words(finding):
     return json.dumps(dict(finding, message=message))
 
 
+# the triage template runs every diagnose: test_triage_names_the_fault_of_each_twin runs it, on five faults
+LAB_DIAGNOSE = [t for t in DIAGNOSE if t["playbook"] != "playbooks/triage.yml"]
+
+
 @pytest.mark.docker
-@pytest.mark.parametrize("template", DIAGNOSE, ids=[t["name"].split()[1] for t in DIAGNOSE])
+@pytest.mark.parametrize("template", LAB_DIAGNOSE, ids=[t["name"].split()[1] for t in LAB_DIAGNOSE])
 def test_diagnose_template_runs_against_the_lab(template, tmp_path, collections_path):
     """Every diagnose job template against every lab twin its runbook applies to (issue 12: nothing but the lab
     inventory and the survey's defaults, --check, changed=0 and failed=0 on every host, no finding that says a
@@ -76,6 +81,75 @@ def test_diagnose_template_runs_against_the_lab(template, tmp_path, collections_
     assert not unconfigured, unconfigured
     events = runner_events_text(tmp_path / "pdd")
     assert events.count('"event": "runner_on_ok"') > 5, "no job events to check"
+    leaks = (leaks_in(stdout, canaries, "the job output") + leaks_in(events, canaries, "the job events")
+             + leaks_in("".join(r.read_text() for r in records), canaries, "the incident records") + sampler.leaks())
+    assert not leaks, leaks
+
+
+DRILLS = yaml.safe_load((REPO / "molecule" / "_drills" / "drills.yml").read_text())["drills"]
+# one fault per twin, all at once, from drills.yml (the same inject and heal as the drills); faults whose heal is
+# cheap (a start, a DELETE, a FAKE flag), five runbooks' causes
+TRIAGE_FAULTS = {"lab-systemd": "drill_app_down_saasresto", "lab-sme": "drill_data_integrity_sme_booking",
+                 "lab-pm2": "drill_failed_jobs_cookcam", "lab-compose": "drill_app_down_ferreteria_db",
+                 "lab-fly": "drill_high_resource_hotdash"}
+CONTAINER = {"lab-systemd": "sre-lab-systemd", "lab-sme": "sre-lab-systemd", "lab-pm2": "sre-lab-pm2"}
+
+
+def drill_shell(twin, text, env):
+    """A drill's shell snippet where the drill runs it: in the twin's container, or on this machine."""
+    argv = (["docker", "exec", "-i", CONTAINER[twin], "bash", "-c", text] if twin in CONTAINER
+            else ["bash", "-c", text])
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=120, cwd=str(REPO))
+
+
+@pytest.mark.docker
+def test_triage_names_the_fault_of_each_twin(tmp_path, collections_path):
+    """Issue 14's triage, the AWX way (its job template, survey defaults, -vvvv, the canaries): with a different fault
+    injected on each of the five twins at once (drills.yml's own inject), one triage job over the lab names, for
+    every twin, the drill's runbook as the top cause and its next command, in the output and in the incident
+    record; --check, changed=0 and failed=0 on every host; no secret anywhere."""
+    if not lab_containers():
+        pytest.skip("lab not running: `docker ps` shows no sre-lab-* containers (make lab-up)")
+    (template,) = [t for t in DIAGNOSE if t["playbook"] == "playbooks/triage.yml"]
+    fly_state = tmp_path / "fly" / "state.json"
+    env = dict(os.environ, SRE_LAB_ROOT=str(REPO / "lab"), SRE_COMPOSE_PROJECT_DIR=str(REPO / "lab" / "compose"),
+               FAKE_FLY_STATE=str(fly_state))
+    canaries = lab_canaries()
+    try:
+        for twin, drill in TRIAGE_FAULTS.items():
+            drill_shell(twin, DRILLS[drill]["heal"], env)
+            proc = drill_shell(twin, DRILLS[drill]["inject"], env)
+            assert proc.returncode == 0, (drill, proc.stdout + proc.stderr)
+            assert drill_shell(twin, DRILLS[drill]["present"], env).returncode == 0, "%s: no fault after inject" % drill
+        with LabSampler(canaries) as sampler:
+            runner, records = run_job(tmp_path, REPO / template["playbook"], survey_defaults(template),
+                                      REPO / "inventories" / "lab", limit=",".join(sorted(TRIAGE_FAULTS)), verbosity=4,
+                                      extra_env={"FAKE_FLY_STATE": str(fly_state)})
+        stdout = runner.stdout.read()
+    finally:
+        for twin, drill in TRIAGE_FAULTS.items():
+            drill_shell(twin, DRILLS[drill]["heal"], env)
+    assert runner.status == "successful", stdout[-4000:]
+    stats = runner.stats or {}
+    assert {h: (stats.get("changed", {}).get(h, 0), stats.get("failures", {}).get(h, 0)) for h in TRIAGE_FAULTS} == \
+        {h: (0, 0) for h in TRIAGE_FAULTS}, stdout[-4000:]
+    assert records, "no incident record"
+    record = json.loads(records[-1].read_text())
+    assert record["runbook"] == "triage" and record["check_mode"] is True and record["counts"]["actions"] == 0
+    tops = {twin: (record["triage"][twin]["top_cause"] or {}).get("runbook") for twin in TRIAGE_FAULTS}
+    assert tops == {twin: DRILLS[drill]["runbook"] for twin, drill in TRIAGE_FAULTS.items()}, \
+        {twin: record["triage"][twin]["causes"][:3] for twin in TRIAGE_FAULTS}
+    for twin, drill in TRIAGE_FAULTS.items():
+        phase = "rollback" if DRILLS[drill]["runbook"] == "deploy_failure" else "remediate"
+        command = "ansible-playbook playbooks/%s_%s.yml -l %s -e sre_confirm=yes" % (DRILLS[drill]["runbook"], phase, twin)
+        assert record["triage"][twin]["next_command"] == command and record["causes"][twin]["next"] == command
+        assert record["causes"][twin]["runbook"] == DRILLS[drill]["runbook"]
+        assert "Next: " + command in stdout, twin
+    # the drill's own code is the evidence the triage ranks first for the runbooks whose diagnose names it
+    assert record["triage"]["lab-sme"]["top_cause"]["code"] == DRILLS["drill_data_integrity_sme_booking"]["diagnose_code"]
+    unconfigured = [f for f in record.get("findings") or [] if NOT_CONFIGURED.search(own_words(f))]
+    assert not unconfigured, unconfigured
+    events = runner_events_text(tmp_path / "pdd")
     leaks = (leaks_in(stdout, canaries, "the job output") + leaks_in(events, canaries, "the job events")
              + leaks_in("".join(r.read_text() for r in records), canaries, "the incident records") + sampler.leaks())
     assert not leaks, leaks

@@ -74,6 +74,8 @@ def test_alert_storm_runs_diagnose_once(tmp_path, collections_path):
     for rule in rulebook[0]["rules"]:
         for action in rule["actions"]:
             action["run_playbook"]["name"] = str(FIXTURE)
+            # which rule started the run (the record keeps the extra vars)
+            action["run_playbook"]["extra_vars"]["rule_under_test"] = rule["name"]
     (tmp_path / "rulebook.yml").write_text(yaml.safe_dump(rulebook))
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
@@ -104,6 +106,13 @@ def test_alert_storm_runs_diagnose_once(tmp_path, collections_path):
         assert len(records("fp-storm")) == 1, "the alert storm triggered more than one run"
         record = json.loads(records("fp-storm")[0].read_text())
         assert record["parameters"]["sre_alert"] == "PostgresTooManyConnections"
+        assert record["parameters"]["rule_under_test"] == "db_connections: diagnose"
+        # an alert no runbook names (a rule a user added to Prometheus) starts the triage
+        assert _post(port, "DiskAlmostFull", "fp-unnamed") == 202
+        assert _wait(lambda: records("fp-unnamed"), proc), (tmp_path / "rulebook.log").read_text()[-3000:]
+        unnamed = json.loads(records("fp-unnamed")[0].read_text())
+        assert unnamed["parameters"]["rule_under_test"] == "triage: diagnose"
+        assert unnamed["parameters"]["sre_alert"] == "DiskAlmostFull" and "sre_confirm" not in unnamed["parameters"]
         assert record["hosts"] == ["localhost"]
     finally:
         proc.terminate()
