@@ -416,7 +416,10 @@ class CallbackModule(CallbackBase):
             if isinstance(triage, dict) and "next_command" in triage and host_name:
                 self._triage[host_name] = {"top_cause": triage.get("top_cause"),
                                            "next_command": to_text(triage.get("next_command") or ""),
-                                           "causes": triage.get("causes") if isinstance(triage.get("causes"), list) else []}
+                                           "causes": triage.get("causes") if isinstance(triage.get("causes"), list) else [],
+                                           "gaps": triage.get("gaps") if isinstance(triage.get("gaps"), list) else [],
+                                           "per_runbook": triage.get("per_runbook")
+                                           if isinstance(triage.get("per_runbook"), list) else []}
             facts = item.get("ansible_facts")
             if isinstance(facts, dict):
                 self._role_findings(host_name, task_name, facts)

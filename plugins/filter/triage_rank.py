@@ -129,8 +129,16 @@ EXPLAINS_OUTAGE = frozenset((
     "database_read_only", "disk_full", "proxy_down", "db_service_down", "expired", "chain_invalid",
     "hostname_mismatch", "orphans", "seq_scans", "top_statement",
 ))
-# The process states that are an outage by themselves (restarts of an app that answers now are not).
-DOWN_CODES = frozenset(("app_stopped", "app_failed", "app_crash_loop", "app_missing", "app_stopping"))
+# What says the app is down or failing for its users now: a process that is down, a health check, a port, an
+# error rate. Errors in a log window and restarts of an app that answers now are symptoms, not an outage.
+OUTAGE_CODES = frozenset((
+    "app_stopped", "app_failed", "app_crash_loop", "app_missing", "app_stopping", "health_failed",
+    "instance_unhealthy", "app_unhealthy", "unreachable", "db_unreachable", "port_closed",
+    "error_rate_over_threshold", "slow_requests",
+))
+# Root causes inferred from the health of the release alone ("the running release does not answer"): any root cause
+# with its own evidence (a missing secret, an OOM kill) explains the same outage better and ranks before them.
+INFERRED_CODES = frozenset(("release_unhealthy",))
 # What a release that does not start makes the process do.
 CRASH_CODES = frozenset(("app_failed", "app_crash_loop", "app_restarts"))
 # The phase that changes things, per runbook (remediate unless named here).
@@ -229,7 +237,7 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
             for f in found if f["code"] in GAP_CODES and SEVERITY[f["severity"]] >= 1] + failures
     candidates = [f for f in found if SEVERITY[f["severity"]] >= 1 and f["code"] not in GAP_CODES]
     order = {runbook: index for index, runbook in enumerate(runbooks)}
-    outage = any(_tier(c["code"]) == 2 or c["code"] in DOWN_CODES for c in candidates)
+    outage = any(c["code"] in OUTAGE_CODES for c in candidates)
 
     codes = {c["code"] for c in candidates}
     # A release that does not start crashes, fails or restarts; an app that is only stopped (inactive, no crash)
@@ -240,8 +248,8 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
         tier = _tier(finding["code"])
         if tier > 0:
             return tier
-        if finding["code"] == "release_unhealthy" and stopped_cleanly:
-            return 3
+        if finding["code"] in INFERRED_CODES:
+            return 3 if stopped_cleanly else 0.5
         return 0 if not outage or finding["code"] in EXPLAINS_OUTAGE else 3
 
     ranked = sorted(enumerate(candidates),

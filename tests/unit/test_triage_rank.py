@@ -123,3 +123,15 @@ def test_restarts_of_an_app_that_answers_are_no_outage():
     hv = {"login_findings": [f("warning", "expired_sessions")], "app_down_findings": [f("warning", "app_restarts")]}
     r = RANK(hv, ALL + ["login"], "h")
     assert [c["code"] for c in r["causes"]] == ["expired_sessions", "app_restarts"]
+
+
+def test_a_cause_with_its_own_evidence_beats_a_release_that_only_does_not_answer():
+    hv = {"deploy_failure_findings": [f("critical", "app_crash_loop"), f("critical", "release_unhealthy")],
+          "secrets_findings": [f("critical", "secrets_missing", "JWT_SECRET is not set")]}
+    assert RANK(hv, ALL, "h")["top"]["runbook"] == "secrets"
+
+
+def test_errors_in_a_log_window_are_no_outage():
+    hv = {"app_down_findings": [f("warning", "log_errors", "29 error lines")],
+          "backup_newest": {"findings": [f("critical", "truncated", "the newest backup is truncated")]}}
+    assert RANK(hv, ALL, "h")["top"]["runbook"] == "backup"
