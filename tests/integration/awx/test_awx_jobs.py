@@ -43,8 +43,6 @@ def own_words(finding):
     return json.dumps(dict(finding, message=message))
 
 
-
-
 def template_runbook(template):
     return template["playbook"].rsplit("/", 1)[-1][:-len("_diagnose.yml")]
 
