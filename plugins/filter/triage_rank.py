@@ -113,7 +113,7 @@ PROCESS_CODES = frozenset((
 # Codes one runbook finds and another fixes.
 CODE_RUNBOOK = {
     "oom_kills": "high_resource", "memory_exhausted": "high_resource", "memory_heavy_process": "high_resource",
-    "memory_heavy_query": "high_resource", "release_unhealthy": "deploy_failure", "secrets_missing": "secrets",
+    "memory_heavy_query": "high_resource", "memory_limit": "high_resource", "release_unhealthy": "deploy_failure", "secrets_missing": "secrets",
     "secrets_empty": "secrets", "saturated": "db_connections", "saturation": "db_connections",
     "idle_in_transaction": "db_connections", "lock_waits": "db_connections", "database_read_only": "read_only",
     "writes_stopped_leftover": "data_integrity", "orphans": "data_integrity", "disk_full": "app_down",
@@ -125,9 +125,9 @@ CODE_RUNBOOK = {
 # backup, mail that cannot be sent, failed jobs: real, but not why the app is down) rank after the symptom.
 EXPLAINS_OUTAGE = frozenset((
     "release_unhealthy", "secrets_missing", "secrets_empty", "oom_kills", "memory_exhausted", "memory_heavy_process",
-    "memory_heavy_query", "saturated", "saturation", "idle_in_transaction", "lock_waits", "long_running",
+    "memory_heavy_query", "memory_limit", "saturated", "saturation", "idle_in_transaction", "lock_waits", "long_running",
     "database_read_only", "disk_full", "proxy_down", "db_service_down", "expired", "chain_invalid",
-    "hostname_mismatch", "orphans", "seq_scans", "top_statement",
+    "hostname_mismatch", "orphans", "seq_scans", "top_statement", "likely_cause",
 ))
 # What says the app is down or failing for its users now: a process that is down, a health check, a port, an
 # error rate. Errors in a log window and restarts of an app that answers now are symptoms, not an outage.
@@ -219,8 +219,12 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
             if key in seen:
                 continue
             seen.add(key)
-            found.append({"runbook": owner, "code": code, "message": message,
-                          "severity": severity if severity in SEVERITY else "info"})
+            entry = {"runbook": owner, "code": code, "message": message,
+                     "severity": severity if severity in SEVERITY else "info"}
+            if isinstance(finding.get("runbook"), str) and finding["runbook"]:
+                # error_rate's likely_cause names the runbook its evidence points at
+                entry["names"] = to_text(finding["runbook"])
+            found.append(entry)
     failures = []
     for item in failed or []:
         if isinstance(item, dict) and item.get("runbook"):
@@ -257,7 +261,8 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
                                       order.get(pair[1]["runbook"], len(order)), pair[0]))
     causes = []
     for dummy, finding in ranked:
-        fixer = CODE_RUNBOOK.get(finding["code"], "app_down" if _tier(finding["code"]) == 1 else finding["runbook"])
+        fixer = finding.pop("names", None) or CODE_RUNBOOK.get(
+            finding["code"], "app_down" if _tier(finding["code"]) == 1 else finding["runbook"])
         if finding["runbook"] == "error_rate" and finding["code"] == "error_rate_over_threshold" and hints:
             fixer = hints[0]
         cause = dict(finding, found_by=finding["runbook"], runbook=fixer, tier=TIER_NAMES[_tier(finding["code"])],

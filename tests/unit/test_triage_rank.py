@@ -135,3 +135,15 @@ def test_errors_in_a_log_window_are_no_outage():
     hv = {"app_down_findings": [f("warning", "log_errors", "29 error lines")],
           "backup_newest": {"findings": [f("critical", "truncated", "the newest backup is truncated")]}}
     assert RANK(hv, ALL, "h")["top"]["runbook"] == "backup"
+
+
+def test_error_rates_likely_cause_names_the_runbook_and_beats_an_unanswering_release():
+    hv = {"deploy_failure_findings": [f("critical", "release_unhealthy")],
+          "app_down_findings": [f("critical", "health_failed")],
+          "error_rate_diagnosis": {"findings": [
+              f("critical", "error_rate_over_threshold"),
+              dict(f("warning", "likely_cause", "likely cause: pool exhausted (too many connections)"),
+                   runbook="db_connections")]}}
+    r = RANK(hv, ALL, "h")
+    assert (r["top"]["runbook"], r["top"]["code"], r["top"]["found_by"]) == ("db_connections", "likely_cause", "error_rate")
+    assert "names" not in r["top"]
