@@ -43,6 +43,18 @@ def own_words(finding):
     return json.dumps(dict(finding, message=message))
 
 
+def assert_configured_and_no_leak(record, records, stdout, tmp_path, canaries, sampler, min_events):
+    """No finding says a feature the twin has is not configured; the job has events; the lab's secrets are in no
+    output, job event, record or process list."""
+    unconfigured = [f for f in record.get("findings") or [] if NOT_CONFIGURED.search(own_words(f))]
+    assert not unconfigured, unconfigured
+    events = runner_events_text(tmp_path / "pdd")
+    assert events.count('"event": "runner_on_ok"') > min_events, "no job events to check"
+    leaks = (leaks_in(stdout, canaries, "the job output") + leaks_in(events, canaries, "the job events")
+             + leaks_in("".join(r.read_text() for r in records), canaries, "the incident records") + sampler.leaks())
+    assert not leaks, leaks
+
+
 def template_runbook(template):
     return template["playbook"].rsplit("/", 1)[-1][:-len("_diagnose.yml")]
 
@@ -86,13 +98,7 @@ def test_diagnose_template_runs_against_the_lab(template, tmp_path, collections_
     assert records, "no incident record"
     record = json.loads(records[-1].read_text())
     assert record["check_mode"] is True and record["counts"]["actions"] == 0
-    unconfigured = [f for f in record.get("findings") or [] if NOT_CONFIGURED.search(own_words(f))]
-    assert not unconfigured, unconfigured
-    events = runner_events_text(tmp_path / "pdd")
-    assert events.count('"event": "runner_on_ok"') > 5, "no job events to check"
-    leaks = (leaks_in(stdout, canaries, "the job output") + leaks_in(events, canaries, "the job events")
-             + leaks_in("".join(r.read_text() for r in records), canaries, "the incident records") + sampler.leaks())
-    assert not leaks, leaks
+    assert_configured_and_no_leak(record, records, stdout, tmp_path, canaries, sampler, min_events=5)
 
 
 DRILLS = yaml.safe_load((REPO / "molecule" / "_drills" / "drills.yml").read_text())["drills"]
@@ -172,10 +178,4 @@ def test_triage_names_the_fault_of_each_twin(tmp_path, collections_path):
             assert all("docker compose up -d db" in m for m in gaps.values()), gaps
         else:
             assert not failed, (twin, gaps)
-    unconfigured = [f for f in record.get("findings") or [] if NOT_CONFIGURED.search(own_words(f))]
-    assert not unconfigured, unconfigured
-    events = runner_events_text(tmp_path / "pdd")
-    assert events.count('"event": "runner_on_ok"') > 100, "no job events to check"
-    leaks = (leaks_in(stdout, canaries, "the job output") + leaks_in(events, canaries, "the job events")
-             + leaks_in("".join(r.read_text() for r in records), canaries, "the incident records") + sampler.leaks())
-    assert not leaks, leaks
+    assert_configured_and_no_leak(record, records, stdout, tmp_path, canaries, sampler, min_events=100)
