@@ -65,7 +65,8 @@ def web_image():
 
 
 def test_every_changing_playbook_is_listed():
-    on_disk = {p.stem for p in (REPO / "playbooks").glob("*.yml") if not p.stem.endswith("_diagnose")}
+    # read-only: every *_diagnose, and the triage (which runs diagnoses only)
+    on_disk = {p.stem for p in (REPO / "playbooks").glob("*.yml") if not p.stem.endswith("_diagnose")} - {"triage"}
     assert on_disk == set(CHANGING)
     assert all(CHANGING[name][1] == HOSTS for name in UNANSWERED)
 
