@@ -139,6 +139,9 @@ OUTAGE_CODES = frozenset((
 # Root causes inferred from the health of the release alone ("the running release does not answer"): any root cause
 # with its own evidence (a missing secret, an OOM kill) explains the same outage better and ranks before them.
 INFERRED_CODES = frozenset(("release_unhealthy",))
+# An app that is only stopped is started first: what the logs of the window suggest (error_rate's likely cause, from
+# errors before it stopped) does not explain a clean stop.
+STOPPED_EXPLAINS_NOT = frozenset(("likely_cause",))
 # What a release that does not start makes the process do.
 CRASH_CODES = frozenset(("app_failed", "app_crash_loop", "app_restarts"))
 # The phase that changes things, per runbook (remediate unless named here).
@@ -254,6 +257,8 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
             return tier
         if finding["code"] in INFERRED_CODES:
             return 3 if stopped_cleanly else 0.5
+        if finding["code"] in STOPPED_EXPLAINS_NOT and stopped_cleanly:
+            return 3
         return 0 if not outage or finding["code"] in EXPLAINS_OUTAGE else 3
 
     ranked = sorted(enumerate(candidates),

@@ -147,3 +147,9 @@ def test_error_rates_likely_cause_names_the_runbook_and_beats_an_unanswering_rel
     r = RANK(hv, ALL, "h")
     assert (r["top"]["runbook"], r["top"]["code"], r["top"]["found_by"]) == ("db_connections", "likely_cause", "error_rate")
     assert "names" not in r["top"]
+
+
+def test_an_app_stopped_cleanly_is_started_first_whatever_the_logs_of_the_window_suggest():
+    hv = {"app_down_findings": [f("critical", "app_stopped"), f("critical", "health_failed")],
+          "error_rate_diagnosis": {"findings": [dict(f("warning", "likely_cause"), runbook="db_connections")]}}
+    assert RANK(hv, ALL, "h")["top"]["runbook"] == "app_down"
