@@ -89,8 +89,8 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
-
-SEVERITY = {"info": 0, "ok": 0, "warning": 1, "critical": 2}
+from ansible_collections.sre.runbooks.plugins.plugin_utils._incident import (
+    FINDING_RANK as SEVERITY, PROCESS_CODES, SYMPTOM_CODES as RECORD_SYMPTOM_CODES)
 
 # Evidence that could not be read: never a cause.
 GAP_CODES = frozenset((
@@ -100,15 +100,11 @@ GAP_CODES = frozenset((
     "pg_stat_statements_unreadable", "env_file_not_configured", "smtp_not_configured", "smtp_check_failed",
     "no_release_record", "diagnose_failed",
 ))
-# What users see.
-SYMPTOM_CODES = frozenset((
-    "health_failed", "instance_unhealthy", "app_unhealthy", "log_errors", "service_log_errors", "app_starting",
-    "unreachable", "db_unreachable", "port_closed", "error_rate_over_threshold", "slow_requests", "related_down",
-    "mail_log_errors", "auth_errors", "rate_delayed",
-))
-# What the process does.
-PROCESS_CODES = frozenset((
-    "app_stopped", "app_failed", "app_crash_loop", "app_restarts", "app_missing", "app_stopping", "app_unknown",
+# What users see: the incident record's symptoms (plugin_utils/_incident.py), and those of the runbooks the record
+# does not rank (error rate, slow requests, mail and auth errors in the logs). Its process states are the same.
+SYMPTOM_CODES = RECORD_SYMPTOM_CODES | frozenset((
+    "app_unhealthy", "error_rate_over_threshold", "slow_requests", "related_down", "mail_log_errors", "auth_errors",
+    "rate_delayed",
 ))
 # Codes one runbook finds and another fixes.
 CODE_RUNBOOK = {

@@ -18,6 +18,13 @@ from awx_support import DIAGNOSE, REPO, run_job, survey_defaults
 from canary_support import LabSampler, lab_canaries, leaks_in, runner_events_text
 
 
+def require_lab():
+    """Skip when no lab runs (by hand). Deliberate: make test sets SRE_LAB_REQUIRED=1, and tests/conftest.py then fails
+    the session on any skip, so in CI a missing lab is a failure, never a pass."""
+    if not lab_containers():
+        pytest.skip("lab not running: `docker ps` shows no sre-lab-* containers (make lab-up)")
+
+
 def lab_containers():
     if shutil.which("docker") is None:
         return []
@@ -78,8 +85,7 @@ def test_diagnose_template_runs_against_the_lab(template, tmp_path, collections_
     at -vvvv with the canaries (issue 11: the lab's own secrets are in no job event, in no output, in no record and
     in no process list of the control node or of a lab host while the job runs). One job over all its twins, as
     the template's `-l lab` would."""
-    if not lab_containers():
-        pytest.skip("lab not running: `docker ps` shows no sre-lab-* containers (make lab-up)")
+    require_lab()
     playbook = REPO / template["playbook"]
     assert playbook.exists(), "%s is in the catalog but missing" % template["playbook"]
     hosts = set(APPLIES.get(template_runbook(template)) or EVERY_TWIN)
@@ -107,7 +113,11 @@ DRILLS = yaml.safe_load((REPO / "molecule" / "_drills" / "drills.yml").read_text
 TRIAGE_FAULTS = {"lab-systemd": "drill_app_down_saasresto", "lab-sme": "drill_data_integrity_sme_booking",
                  "lab-pm2": "drill_failed_jobs_cookcam", "lab-compose": "drill_app_down_ferreteria_db",
                  "lab-fly": "drill_high_resource_hotdash"}
-CONTAINER = {"lab-systemd": "sre-lab-systemd", "lab-sme": "sre-lab-systemd", "lab-pm2": "sre-lab-pm2"}
+# where a drill's shell runs: the twin's container (the lab inventory's docker connection), else this machine
+LAB_HOSTS = {host: spec for group in yaml.safe_load((REPO / "inventories" / "lab" / "hosts.yml").read_text())
+             ["all"]["children"]["lab"]["children"].values() for host, spec in group["hosts"].items()}
+CONTAINER = {host: spec["ansible_host"] for host, spec in LAB_HOSTS.items()
+             if spec.get("ansible_connection") == "community.docker.docker"}
 
 
 def drill_shell(twin, text, env):
@@ -123,8 +133,7 @@ def test_triage_names_the_fault_of_each_twin(tmp_path, collections_path):
     injected on each of the five twins at once (drills.yml's own inject), one triage job over the lab names, for
     every twin, the drill's runbook as the top cause and its next command, in the output and in the incident
     record; --check, changed=0 and failed=0 on every host; no secret anywhere."""
-    if not lab_containers():
-        pytest.skip("lab not running: `docker ps` shows no sre-lab-* containers (make lab-up)")
+    require_lab()
     (template,) = [t for t in DIAGNOSE if t["playbook"] == "playbooks/triage.yml"]
     assert TRIAGED == set(APPLIES) and LAB_DIAGNOSE, "every runbook a twin applies to is diagnosed by the triage job"
     fly_state = tmp_path / "fly" / "state.json"
