@@ -124,6 +124,8 @@ EXPLAINS_OUTAGE = frozenset((
     "memory_heavy_query", "memory_limit", "saturated", "saturation", "idle_in_transaction", "lock_waits", "long_running",
     "database_read_only", "disk_full", "proxy_down", "db_service_down", "expired", "chain_invalid",
     "hostname_mismatch", "orphans", "seq_scans", "top_statement", "likely_cause",
+    # webhooks that fail are answered with errors: they explain an error rate (runbook 001, Stripe webhooks)
+    "failed_jobs_over_threshold", "failed_jobs_over_limit",
 ))
 # What says the app is down or failing for its users now: a process that is down, a health check, a port, an
 # error rate. Errors in a log window and restarts of an app that answers now are symptoms, not an outage.

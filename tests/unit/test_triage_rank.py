@@ -153,3 +153,9 @@ def test_an_app_stopped_cleanly_is_started_first_whatever_the_logs_of_the_window
     hv = {"app_down_findings": [f("critical", "app_stopped"), f("critical", "health_failed")],
           "error_rate_diagnosis": {"findings": [dict(f("warning", "likely_cause"), runbook="db_connections")]}}
     assert RANK(hv, ALL, "h")["top"]["runbook"] == "app_down"
+
+
+def test_failing_webhooks_explain_the_error_rate_they_make():
+    hv = {"error_rate_diagnosis": {"findings": [f("critical", "error_rate_over_threshold", "20 % of 5 requests failed")]},
+          "failed_jobs_findings": [f("warning", "failed_jobs_over_threshold", "8 failed rows in the last 1h")]}
+    assert RANK(hv, ALL + ["failed_jobs"], "h")["top"]["runbook"] == "failed_jobs"
