@@ -6,6 +6,8 @@ LAB_NETWORK=sre-lab
 LAB_PROJECT=ferreteria
 LAB_COMPOSE_FILE="$here/compose/docker-compose.prod.yml"
 LAB_FLY_STATE=${FAKE_FLY_STATE:-/var/lib/sre-fake-fly/state.json}
+# the certificate ferreteria's nginx serves, copied out by lab/up.sh (tls_cert_ca_cert in the lab inventory)
+LAB_NGINX_ANCHOR=/var/lib/sre-lab/ferreteria-nginx.pem
 # name:role pairs of the systemd-PID-1 lab hosts (image: SRE_LAB_SYSTEMD_IMAGE / SRE_LAB_PM2_IMAGE)
 LAB_HOSTS="sre-lab-systemd:systemd sre-lab-pm2:pm2"
 LAB_HOSTED_PG_PORT=25432

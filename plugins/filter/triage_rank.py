@@ -142,6 +142,15 @@ INFERRED_CODES = frozenset(("release_unhealthy",))
 STOPPED_EXPLAINS_NOT = frozenset(("likely_cause",))
 # What a release that does not start makes the process do.
 CRASH_CODES = frozenset(("app_failed", "app_crash_loop", "app_restarts"))
+# Root causes a bad release can make itself (more memory, a slow query, a leak the error rate points at, webhooks it
+# fails): with a deploy in the last hour and errors since, the deploy ranks before them (roll back first). The
+# others (a missing secret, a full disk, a stopped database, an expired certificate...) stay first: a deploy does
+# not fix them.
+DEPLOY_CONSEQUENCES = frozenset((
+    "oom_kills", "memory_exhausted", "memory_heavy_process", "memory_heavy_query", "memory_limit", "seq_scans",
+    "top_statement", "long_running", "lock_waits", "likely_cause", "failed_jobs_over_threshold",
+    "failed_jobs_over_limit",
+))
 # The phase that changes things, per runbook (remediate unless named here).
 PHASE = {"deploy_failure": "rollback"}
 TIER_NAMES = ("root cause", "process state", "symptom")
@@ -222,6 +231,9 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
             seen.add(key)
             entry = {"runbook": owner, "code": code, "message": message,
                      "severity": severity if severity in SEVERITY else "info"}
+            if code in INFERRED_CODES and finding.get("recent") is True:
+                # deploy_failure: the running release went live within deploy_failure_recent_s
+                entry["recent_deploy"] = True
             if isinstance(finding.get("runbook"), str) and finding["runbook"]:
                 # error_rate's likely_cause names the runbook its evidence points at
                 entry["names"] = to_text(finding["runbook"])
@@ -248,14 +260,24 @@ def rank(host_vars, runbooks, host, failed=None, top=5):
     # A release that does not start crashes, fails or restarts; an app that is only stopped (inactive, no crash)
     # was stopped: starting it is the fix, and "the release is unhealthy" only says it does not answer.
     stopped_cleanly = "app_stopped" in codes and not codes & CRASH_CODES
+    # "A deploy in the last hour and errors since -> deploy": the unhealthy release went live recently and either
+    # logged errors since (deploy_failure's log_errors) or crashes. Then it is no longer only inferred from health:
+    # it ranks with the root causes (after those a deploy cannot have made), and a stop after it is its doing (a
+    # release that fails at start is stopped: Fly stops the machine).
+    recent_bad = any(c.get("recent_deploy") for c in candidates) and bool(
+        codes & CRASH_CODES or any(c["runbook"] == "deploy_failure" and c["code"] == "log_errors" for c in candidates))
 
     def group(finding):
         tier = _tier(finding["code"])
         if tier > 0:
             return tier
         if finding["code"] in INFERRED_CODES:
+            if recent_bad and finding.get("recent_deploy"):
+                return 0.2
             return 3 if stopped_cleanly else 0.5
-        if finding["code"] in STOPPED_EXPLAINS_NOT and stopped_cleanly:
+        if recent_bad and finding["code"] in DEPLOY_CONSEQUENCES:
+            return 0.3
+        if finding["code"] in STOPPED_EXPLAINS_NOT and stopped_cleanly and not recent_bad:
             return 3
         return 0 if not outage or finding["code"] in EXPLAINS_OUTAGE else 3
 

@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import calendar
 import json
+import os
 import re
 
 KINDS = ("systemd", "compose", "pm2", "fly")
@@ -454,12 +455,34 @@ def fly_instances(status_doc, now):
 def fly_release(status_doc, instances):
     """Fly release: the image the machines run (``ImageRef``) and the app's Version. ``image_ref`` is the image of
     the started machines; ``id`` names every machine's image, so a half-done rolling deploy (a machine stopped on
-    the new image beside started ones on the old) is not mistaken for the old release."""
+    the new image beside started ones on the old) is not mistaken for the old release. ``deployed_at`` is None:
+    the machines' events do not tell a deploy from a scale or a secrets change (each one updates them); the
+    release's own time is in ``flyctl releases`` (CreatedAt), which status does not read."""
     running = sorted(set(i["image_ref"] for i in instances if i.get("image_ref") and i["state"] == "running"))
     every = sorted(set(i["image_ref"] for i in instances if i.get("image_ref")))
     refs = running or every
     return {"id": every[0] if len(every) == 1 else (",".join(every) or None),
-            "image_ref": refs[0] if refs else None, "version": status_doc.get("Version")}
+            "image_ref": refs[0] if refs else None, "version": status_doc.get("Version"),
+            "deployed_at": None}
+
+
+def git_head_moved_at(app_dir):
+    """When HEAD of the git checkout ``app_dir`` last moved (a pull, a checkout, a reset: the newest entry of its
+    reflog, ``.git/logs/HEAD``), epoch seconds; None without a reflog. Read from the file: no git process."""
+    path = os.path.join(app_dir, ".git", "logs", "HEAD")
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 8192))
+            lines = [line for line in handle.read().splitlines() if line.strip()]
+    except (IOError, OSError):
+        return None
+    if not lines:
+        return None
+    # "<old> <new> Name <email> <epoch> <tz>\t<message>"
+    match = re.search(br"> (\d+) [+-]\d{4}\t", lines[-1] + b"\t")
+    return int(match.group(1)) if match else None
 
 
 def parse_fly_releases(text):

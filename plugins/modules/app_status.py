@@ -218,6 +218,10 @@ release:
   description:
     - The running release. C(id) identifies it; the other keys depend on the kind
       (C(path)/C(revision) for a release layout, C(images) for compose, C(image_ref) for Fly).
+    - C(deployed_at) (epoch seconds, null when unknown) is when that release went live, as the app's own
+      history says: the C(current) symlink's own time (a release layout), the newest entry of the checkout's
+      reflog (a git pull, checkout or reset). Compose and Fly have none here (a container recreated on the
+      same image is no deploy; a Fly machine's update events are also scales and secrets changes).
   returned: always
   type: dict
   sample: {id: "20240101120000Z", strategy: symlink, path: /srv/saasresto/releases/20240101120000Z}
@@ -256,7 +260,7 @@ from ansible_collections.sre.runbooks.plugins.module_utils._targets import (
     SYSTEMD_PROPERTIES, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, COMPOSE_ONEOFF_LABEL,
     ParseError, parse_systemctl_show, systemd_instance, compose_instance_from_inspect,
     compose_release, parse_compose_ps, parse_pm2_jlist, pm2_instances, pm2_release, parse_fly_json,
-    fly_instances, fly_release, findings_for, overall_state, is_running,
+    fly_instances, fly_release, findings_for, overall_state, is_running, git_head_moved_at,
 )
 
 
@@ -354,7 +358,8 @@ class StatusReader:
         if os.path.islink(current):
             real = os.path.realpath(current)
             release.update(id=os.path.basename(real), strategy="symlink", path=real,
-                           link=os.readlink(current), exists=os.path.isdir(real))
+                           link=os.readlink(current), exists=os.path.isdir(real),
+                           deployed_at=int(os.lstat(current).st_mtime))
             revision_file = os.path.join(real, "REVISION")
             if os.path.isfile(revision_file):
                 with open(revision_file) as handle:
@@ -364,7 +369,8 @@ class StatusReader:
             git = self.module.get_bin_path("git")
             if git:
                 sha = self.run([git, "-C", app_dir, "rev-parse", "HEAD"], "git rev-parse in %s" % app_dir).strip()
-                release.update(id=sha, strategy="git", revision=sha, path=app_dir)
+                release.update(id=sha, strategy="git", revision=sha, path=app_dir,
+                               deployed_at=git_head_moved_at(app_dir))
         return release
 
     # ------------------------------------------------------------ compose

@@ -263,7 +263,9 @@ def test_fly_status_machines():
     # app is not wholly on either release (a half-done rolling deploy), and a rollback to either is not a no-op
     assert release == {"id": "registry.fly.io/hotdash-production:deployment-01HW@sha256:0000,"
                              "registry.fly.io/hotdash-production:deployment-01HX@sha256:1111",
-                       "image_ref": "registry.fly.io/hotdash-production:deployment-01HX@sha256:1111", "version": 42}
+                       "image_ref": "registry.fly.io/hotdash-production:deployment-01HX@sha256:1111", "version": 42,
+                       # the machines' events do not tell a deploy from a scale: no deploy time here
+                       "deployed_at": None}
     same = dict(doc, Machines=[dict(m, image_ref=doc["Machines"][0]["image_ref"]) for m in doc["Machines"]])
     assert t.fly_release(same, t.fly_instances(same, now=1714644000 + 30))["id"] == \
         "registry.fly.io/hotdash-production:deployment-01HX@sha256:1111"
@@ -383,3 +385,17 @@ def test_memory_limits_of_a_unit_and_a_container():
     assert t.compose_instance_from_inspect(doc, now=0)["mem_limit_bytes"] == 268435456
     doc["HostConfig"]["Memory"] = 0
     assert t.compose_instance_from_inspect(doc, now=0)["mem_limit_bytes"] is None
+
+
+def test_git_head_moved_at_reads_the_newest_reflog_entry(tmp_path):
+    logs = tmp_path / ".git" / "logs"
+    logs.mkdir(parents=True)
+    assert t.git_head_moved_at(str(tmp_path)) is None  # no reflog: unknown, not an error
+    (logs / "HEAD").write_text(
+        "0000000000000000000000000000000000000000 1111111111111111111111111111111111111111 Ops <ops@x> 1714557600 +0000"
+        "\tclone: from /srv/saasresto.git\n"
+        "1111111111111111111111111111111111111111 2222222222222222222222222222222222222222 Ops <ops@x> 1714644000 -0300"
+        "\tpull: Fast-forward\n\n")
+    assert t.git_head_moved_at(str(tmp_path)) == 1714644000
+    (logs / "HEAD").write_text("not a reflog line\n")
+    assert t.git_head_moved_at(str(tmp_path)) is None

@@ -159,3 +159,29 @@ def test_failing_webhooks_explain_the_error_rate_they_make():
     hv = {"error_rate_diagnosis": {"findings": [f("critical", "error_rate_over_threshold", "20 % of 5 requests failed")]},
           "failed_jobs_findings": [f("warning", "failed_jobs_over_threshold", "8 failed rows in the last 1h")]}
     assert RANK(hv, ALL + ["failed_jobs"], "h")["top"]["runbook"] == "failed_jobs"
+
+
+def test_a_deploy_in_the_last_hour_with_errors_since_is_the_cause_even_of_a_stop():
+    # FAKE Fly: a release that crashes at start leaves the machine stopped (no crash code), with errors since
+    recent = dict(f("critical", "release_unhealthy", "release bad1 is unhealthy since the deploy (deployed 2 min ago)"),
+                  recent=True)
+    old = dict(recent, recent=False, message="release good is unhealthy since the deploy (deployed 3000 min ago)")
+    errors = f("warning", "log_errors", "4 error lines since the deploy, last: Error: boom")
+    stopped = {"app_down_findings": [f("critical", "app_stopped"), f("critical", "instance_unhealthy")],
+               "deploy_failure_findings": [f("critical", "app_stopped"), recent, errors]}
+    r = RANK(stopped, ALL, "h")
+    assert (r["top"]["runbook"], r["top"]["code"]) == ("deploy_failure", "release_unhealthy")
+    assert r["next_command"] == "ansible-playbook playbooks/deploy_failure_rollback.yml -l h -e sre_confirm=yes"
+    # an old release that stopped is started; a recent one with no errors since and no crash is only a stop
+    assert RANK(dict(stopped, deploy_failure_findings=[f("critical", "app_stopped"), old, errors]), ALL,
+                "h")["top"]["runbook"] == "app_down"
+    assert RANK(dict(stopped, deploy_failure_findings=[f("critical", "app_stopped"), recent]), ALL,
+                "h")["top"]["runbook"] == "app_down"
+    # what a bad release can make (OOM kills) ranks after it; what it cannot (a missing secret) still before it
+    oom = dict(stopped, high_resource_findings=[f("critical", "oom_kills")])
+    assert [c["code"] for c in RANK(oom, ALL, "h")["causes"][:2]] == ["release_unhealthy", "oom_kills"]
+    secret = dict(stopped, secrets_findings=[f("critical", "secrets_missing", "SESSION_SECRET is not set")])
+    assert RANK(secret, ALL, "h")["top"]["runbook"] == "secrets"
+    # without a recent deploy the OOM kills explain the outage first, as before
+    assert RANK(dict(oom, deploy_failure_findings=[f("critical", "app_crash_loop"), old, errors]), ALL,
+                "h")["top"]["code"] == "oom_kills"

@@ -23,7 +23,10 @@ git config --system init.defaultBranch main && git config --system advice.detach
 
 # make_git_app <dir> <profile> <env file contents>: a bare origin under /srv/git, a checkout in <dir> that
 # was deployed twice by `git pull` (reflog: release 1, then release 2), a bad release on origin's branch
-# `candidate/bad` (exits 1 at start) for deploy-failure drills.
+# `candidate/bad` (exits 1 at start) for deploy-failure drills. The history is dated as the releases are (January
+# 2026), not when the image was built: the reflog's newest entry is when the running release went live
+# (app_status deployed_at), and a lab built an hour ago has not just been deployed.
+at() { export GIT_AUTHOR_DATE="$1" GIT_COMMITTER_DATE="$1"; }
 make_git_app() {
   local dir=$1 profile=$2 env=$3 name work
   name=$(basename "$dir")
@@ -38,20 +41,26 @@ make_git_app() {
   fi
   if [ "$profile" = cookcam ]; then cp "$F/ecosystem.production.config.js" "$work/"; fi
   echo "release-2026.01.01" > "$work/REVISION"
+  at "2026-01-01T12:00:00Z"
   git -C "$work" add -A && git -C "$work" commit -qm "release 2026.01.01"
   git -C "$work" tag deploy-20260101
   [ "$profile" = saasresto ] && cp -r "$T/saasresto/prisma/migrations/20260102000000_item_available" "$work/prisma/migrations/"
   echo "release-2026.01.02" > "$work/REVISION"
+  at "2026-01-02T12:00:00Z"
   git -C "$work" add -A && git -C "$work" commit -qm "release 2026.01.02"
   git -C "$work" tag deploy-20260102
   git -C "$work" push -q "/srv/git/$name.git" main --tags
   echo "release-2026.01.03" > "$work/REVISION" && echo bad > "$work/BAD"
+  at "2026-01-03T12:00:00Z"
   git -C "$work" add -A && git -C "$work" commit -qm "release 2026.01.03 (breaks at start: a missing migration)"
   git -C "$work" push -q "/srv/git/$name.git" HEAD:refs/heads/candidate/bad
   rm -rf "$work"
+  at "2026-01-01T12:30:00Z"
   git clone -q "/srv/git/$name.git" "$dir"
   git -C "$dir" reset -q --hard deploy-20260101
+  at "2026-01-02T12:30:00Z"
   git -C "$dir" pull -q --ff-only   # the second deploy, as the runbooks do it
+  unset GIT_AUTHOR_DATE GIT_COMMITTER_DATE
   ln -sfn /opt/lab-app/node_modules "$dir/node_modules"
   printf '%s\n' "$env" > "$dir/.env" && chmod 0600 "$dir/.env"
   (cd "$dir" && npm_config_offline=true node -e "require('fs').writeFileSync('BUILD', 'lab build\n')")
