@@ -55,7 +55,8 @@ def main(argv):
         print("%-16s " % runbook + " ".join("%-*s" % (width, rows[runbook].get(t, "-")) for t in twins))
     median = statistics.median(seconds) if seconds else 0.0
     print("drills: %d passed, %d failed; median fault to healthy %.1f s" % (passed, failed, median))
-    return 0
+    # a drill that failed or left no result (it never ran to its end) fails the matrix too
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
