@@ -219,9 +219,9 @@ release:
     - The running release. C(id) identifies it; the other keys depend on the kind
       (C(path)/C(revision) for a release layout, C(images) for compose, C(image_ref) for Fly).
     - C(deployed_at) (epoch seconds, null when unknown) is when that release went live, as the app's own
-      history says: the C(current) symlink's own time (a release layout), the newest entry of the checkout's
-      reflog (a git pull, checkout or reset). Compose and Fly have none here (a container recreated on the
-      same image is no deploy; a Fly machine's update events are also scales and secrets changes).
+      history says it, from the C(current) symlink's own time (a release layout) or the newest entry of the
+      checkout's reflog (a git pull, checkout or reset). Compose and Fly have none here (a container recreated
+      on the same image is no deploy; a Fly machine's update events are also scales and secrets changes).
   returned: always
   type: dict
   sample: {id: "20240101120000Z", strategy: symlink, path: /srv/saasresto/releases/20240101120000Z}
